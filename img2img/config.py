@@ -1,0 +1,239 @@
+"""Typed run configuration: data, nets, training, and the method's own loss weights.
+
+Precedence, lowest first: dataclass defaults < the method's paper defaults < a TOML config file
+< explicit overrides (CLI flags, ``--set section.key=value``). Every value is type-checked and
+unknown keys are refused, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from img2img.errors import UserError
+
+
+def option(default: Any, help: str, choices: tuple | None = None) -> Any:
+    """A dataclass field carrying its help text (and allowed values) for the CLI and errors."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class DataConfig:
+    a: str | None = option(None, "folder of domain A images (or inputs paired with --b by file stem)")
+    b: str | None = option(None, "folder of domain B images")
+    data: str | None = option(None, "folder of A|B side-by-side images (pix2pix) or of domain sub-folders")
+    direction: str = option("a2b", "which side is the input for paired data", ("a2b", "b2a"))
+    image_size: int = option(256, "training crop size in pixels")
+    load_size: int = option(0, "resize to this before the random crop; 0 = image_size*286/256 (the papers' ratio)")
+    flip: bool = option(True, "random horizontal flips (the same flip for both images of a pair)")
+    channels: int = option(3, "image channels: 3 (RGB) or 1 (grayscale)", (1, 3))
+
+    @property
+    def resolved_load_size(self) -> int:
+        return self.load_size or round(self.image_size * 286 / 256)
+
+
+@dataclass
+class NetConfig:
+    generator: str = option("resnet_9", "generator: resnet_<blocks> (resnet_6, resnet_9) or unet_<size> (unet_128, unet_256); 'unet' = U-Net as deep as --image-size allows")
+    ngf: int = option(64, "generator filters in the first layer")
+    ndf: int = option(64, "discriminator filters in the first layer")
+    d_layers: int = option(3, "PatchGAN strided layers (3 = the 70x70 PatchGAN)")
+    norm: str = option("instance", "normalisation layer", ("instance", "batch", "none"))
+    dropout: bool = option(False, "dropout 0.5 in the generator (U-Net decoder / ResNet blocks)")
+    init: str = option("normal", "weight initialisation", ("normal", "xavier", "kaiming", "orthogonal"))
+    init_gain: float = option(0.02, "scale of the initial weights")
+    spectral_norm: bool = option(False, "spectral normalisation on every discriminator layer")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = option(0, "training iterations (exclusive with epochs)")
+    epochs: int = option(0, "passes over the larger training folder (exclusive with steps)")
+    batch_size: int = option(1, "images per step")
+    lr: float = option(2e-4, "Adam learning rate of the generator(s)")
+    lr_d: float = option(0.0, "Adam learning rate of the discriminator(s); 0 = same as lr (set both for two-timescale updates)")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    gan_loss: str = option("lsgan", "adversarial loss", ("vanilla", "lsgan", "hinge", "wgan-gp"))
+    gp_weight: float = option(10.0, "gradient-penalty weight for wgan-gp")
+    lr_policy: str = option("linear", "linear: constant, then linear decay to 0; constant: never decays", ("linear", "constant"))
+    decay_start: float = option(0.5, "fraction of the run after which the linear decay starts")
+    seed: int = option(0, "random seed (weights, data order, augmentation)")
+    device: str = option("auto", "auto, cpu, cuda or cuda:<i>")
+    precision: str = option("fp32", "autocast precision for the forward passes", ("fp32", "bf16"))
+    workers: int = option(-1, "data-loading worker processes; -1 = auto (0 on CPU)")
+    sample_every: int = option(500, "write a sample grid every N steps (0 = only at the end)")
+    save_every: int = option(1000, "write model.pt and checkpoint.pt every N steps (0 = only at the end)")
+    log_every: int = option(50, "log losses every N steps")
+
+
+SECTIONS = ("data", "net", "train", "loss")
+
+
+@dataclass
+class RunConfig:
+    method: str
+    data: DataConfig
+    net: NetConfig
+    train: TrainConfig
+    loss: Any  # the method's own dataclass of loss weights
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, **{s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a value (from TOML or a --set string) to the field's type, or raise a UserError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "")):
+            return None
+        return _coerce(value, args[0], key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise UserError(f"{key} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise UserError(f"{key} must be a whole number, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise UserError(f"{key} must be a whole number, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise UserError(f"{key} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, Path)):
+            return str(value)
+        raise UserError(f"{key} must be text, got {value!r}")
+    return value
+
+
+def set_value(cfg: RunConfig, key: str, value: Any) -> None:
+    """Set ``section.name`` on cfg after checking the key exists and the value has the right type."""
+    section, _, name = key.partition(".")
+    if section not in SECTIONS or not name:
+        raise UserError(f"unknown setting {key!r}: settings look like section.name with section one of {', '.join(SECTIONS)}")
+    target = getattr(cfg, section)
+    known = {f.name: f for f in dataclasses.fields(target)}
+    if name not in known:
+        raise UserError(f"unknown setting {key!r}; {section} has: {', '.join(known)}")
+    converted = _coerce(value, _field_types(type(target))[name], key)
+    choices = known[name].metadata.get("choices")
+    if choices and converted not in choices:
+        raise UserError(f"{key} must be one of {', '.join(map(str, choices))}, got {converted!r}")
+    setattr(target, name, converted)
+
+
+def apply(cfg: RunConfig, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        set_value(cfg, key, value)
+
+
+def flatten(nested: dict, where: str = "") -> dict[str, Any]:
+    """{'train': {'lr': 1}} -> {'train.lr': 1}; a non-table at the top level is refused."""
+    flat = {}
+    for section, table in nested.items():
+        if not isinstance(table, dict):
+            raise UserError(f"{where}: '{section}' must be a table like [train]; sections are {', '.join(SECTIONS)}")
+        for name, value in table.items():
+            flat[f"{section}.{name}"] = value
+    return flat
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        nested = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid TOML: {exc}") from None
+    nested.pop("method", None)
+    return flatten(nested, str(path))
+
+
+def parse_set(items: list[str]) -> dict[str, str]:
+    """Parse repeated ``--set key=value`` arguments."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def default_config(method_cls: type) -> RunConfig:
+    cfg = RunConfig(method_cls.name, DataConfig(), NetConfig(), TrainConfig(), method_cls.LossConfig())
+    apply(cfg, method_cls.paper_defaults)
+    return cfg
+
+
+def build_config(method_cls: type, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    cfg = default_config(method_cls)
+    explicit = read_toml(config_file) if config_file else {}
+    explicit.update(overrides or {})
+    # Steps and epochs are two ways to say one thing: the one given explicitly wins over a default.
+    for given, other in (("train.steps", "train.epochs"), ("train.epochs", "train.steps")):
+        if given in explicit and other not in explicit:
+            explicit[other] = 0
+    apply(cfg, explicit)
+    validate(cfg)
+    return cfg
+
+
+def from_dict(d: dict, method_cls: type) -> RunConfig:
+    """Rebuild a RunConfig saved by to_dict (checkpoint or model file)."""
+    cfg = RunConfig(method_cls.name, DataConfig(), NetConfig(), TrainConfig(), method_cls.LossConfig())
+    apply(cfg, flatten({s: d.get(s, {}) for s in SECTIONS}))
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    t, d = cfg.train, cfg.data
+    if t.steps and t.epochs:
+        raise UserError("give either --steps or --epochs, not both")
+    for key, value in (("train.steps", t.steps), ("train.epochs", t.epochs)):
+        if value < 0:
+            raise UserError(f"{key} must be positive, got {value}")
+    if t.batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {t.batch_size}")
+    if d.image_size < 16:
+        raise UserError(f"image size must be at least 16 pixels, got {d.image_size}")
+    if d.load_size and d.load_size < d.image_size:
+        raise UserError(f"--load-size ({d.load_size}) must be at least --image-size ({d.image_size})")
+    if not 0.0 <= t.decay_start <= 1.0:
+        raise UserError(f"train.decay_start must be between 0 and 1, got {t.decay_start}")
+    if t.lr <= 0 or t.lr_d < 0:
+        raise UserError("learning rates must be positive")

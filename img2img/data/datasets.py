@@ -1,0 +1,160 @@
+"""Folder datasets. Every layout yields the same batch schema: {'a', 'b', 'a_path', 'b_path'}.
+
+Indexing is by a key (i, j, seed) from StepBatchSampler rather than a plain int: i picks the A
+image, j the B image (unpaired data) and seed fixes the random crop/flip. The data order and the
+augmentation are therefore a pure function of (run seed, step), which is what lets a resumed run
+continue exactly where the interrupted one stopped, with or without worker processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from img2img.config import DataConfig
+from img2img.data.io import image_size, list_images, load_image
+from img2img.data.transforms import PairTransform
+from img2img.errors import UserError
+
+Key = tuple[int, int, int]
+
+
+class StepBatchSampler(Sampler):
+    """Endless batches of keys; batch number s is the same whichever step the iteration starts at.
+
+    Each epoch is a fresh permutation of the A side (incomplete last batches are dropped); for
+    unpaired data the B partner of each A image is drawn independently from the B folder.
+    """
+
+    def __init__(self, n_a: int, batch_size: int, seed: int, start_step: int = 0, n_b: int = 0):
+        if n_a < batch_size:
+            raise UserError(f"batch size {batch_size} is larger than the training folder ({n_a} images)")
+        self.n_a, self.n_b, self.batch_size, self.seed, self.start_step = n_a, n_b, batch_size, seed, start_step
+        self.steps_per_epoch = n_a // batch_size
+
+    def _epoch_order(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(self.n_a, generator=g)
+        partners = torch.randint(self.n_b, (self.n_a,), generator=g) if self.n_b else perm
+        return perm, partners
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        step, cached_epoch, perm, partners = self.start_step, -1, None, None
+        while True:
+            epoch, k = divmod(step, self.steps_per_epoch)
+            if epoch != cached_epoch:
+                perm, partners = self._epoch_order(epoch)
+                cached_epoch = epoch
+            positions = range(k * self.batch_size, (k + 1) * self.batch_size)
+            yield [(int(perm[p]), int(partners[p]), self.seed * 7_919 + step * self.batch_size + p) for p in positions]
+            step += 1
+
+
+class _SeededDataset(Dataset):
+    """Base for the folder datasets: augmentation randomness comes from the key's seed only."""
+
+    n_b = 0  # unpaired datasets draw B partners independently
+
+    def __len__(self) -> int:
+        return len(self.a_files)
+
+    def load(self, i: int, j: int) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, key: Key | int) -> dict:
+        i, j, seed = key if isinstance(key, tuple) else (key, key, key)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.load(i, j)
+
+    def preview_keys(self, count: int) -> list[Key]:
+        """Fixed keys for the sample grids: the first images, a fixed augmentation."""
+        count = min(count, len(self))
+        return [(i, i % self.n_b if self.n_b else i, 12345 + i) for i in range(count)]
+
+
+class PairedABDataset(_SeededDataset):
+    """One folder of side-by-side images: the left half is A, the right half is B."""
+
+    def __init__(self, folder: str | Path, cfg: DataConfig):
+        self.a_files = list_images(folder, "paired data folder")
+        self.transform = PairTransform(cfg)
+        self.channels = cfg.channels
+
+    def load(self, i: int, j: int) -> dict:
+        path = self.a_files[i]
+        img = load_image(path, self.channels)
+        w, h = img.size
+        half = w // 2
+        a, b = img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
+        a, b = self.transform.pair(a, b)
+        return {"a": a, "b": b, "a_path": str(path), "b_path": str(path)}
+
+
+class PairedFoldersDataset(_SeededDataset):
+    """Two folders whose files are paired by stem (A/0001.png with B/0001.jpg)."""
+
+    def __init__(self, a_dir: str | Path, b_dir: str | Path, cfg: DataConfig):
+        a_files = {p.stem: p for p in list_images(a_dir, "--a folder")}
+        b_files = {p.stem: p for p in list_images(b_dir, "--b folder")}
+        only_a, only_b = sorted(a_files.keys() - b_files.keys()), sorted(b_files.keys() - a_files.keys())
+        if only_a or only_b:
+            parts = []
+            if only_a:
+                parts.append(f"{len(only_a)} in {a_dir} without a partner in {b_dir} ({', '.join(only_a[:5])}{', ...' if len(only_a) > 5 else ''})")
+            if only_b:
+                parts.append(f"{len(only_b)} in {b_dir} without a partner in {a_dir} ({', '.join(only_b[:5])}{', ...' if len(only_b) > 5 else ''})")
+            raise UserError("paired folders must hold the same file names (stems): " + "; ".join(parts))
+        stems = sorted(a_files)
+        for stem in stems:
+            size_a, size_b = image_size(a_files[stem]), image_size(b_files[stem])
+            if size_a != size_b:
+                raise UserError(f"pair {stem!r} differs in size: {a_files[stem]} is {size_a[0]}x{size_a[1]}, {b_files[stem]} is {size_b[0]}x{size_b[1]}")
+        self.a_files = [a_files[s] for s in stems]
+        self.b_files = [b_files[s] for s in stems]
+        self.transform = PairTransform(cfg)
+        self.channels = cfg.channels
+
+    def load(self, i: int, j: int) -> dict:
+        a = load_image(self.a_files[i], self.channels)
+        b = load_image(self.b_files[i], self.channels)
+        a, b = self.transform.pair(a, b)
+        return {"a": a, "b": b, "a_path": str(self.a_files[i]), "b_path": str(self.b_files[i])}
+
+
+class UnpairedDataset(_SeededDataset):
+    """Two folders of unrelated images; the sizes of the folders may differ."""
+
+    def __init__(self, a_dir: str | Path, b_dir: str | Path, cfg: DataConfig):
+        self.a_files = list_images(a_dir, "--a folder")
+        self.b_files = list_images(b_dir, "--b folder")
+        self.n_b = len(self.b_files)
+        self.transform = PairTransform(cfg)
+        self.channels = cfg.channels
+
+    def load(self, i: int, j: int) -> dict:
+        a = self.transform.single(load_image(self.a_files[i], self.channels))
+        b = self.transform.single(load_image(self.b_files[j], self.channels))
+        return {"a": a, "b": b, "a_path": str(self.a_files[i]), "b_path": str(self.b_files[j])}
+
+
+def build_dataset(kind: str, cfg: DataConfig, method: str) -> _SeededDataset:
+    """The dataset a method asks for ('paired' or 'unpaired'), from the data flags in cfg."""
+    if kind == "paired":
+        if cfg.data and (cfg.a or cfg.b):
+            raise UserError(f"{method}: give either --data (side-by-side images) or --a and --b, not both")
+        if cfg.data:
+            return PairedABDataset(cfg.data, cfg)
+        if cfg.a and cfg.b:
+            return PairedFoldersDataset(cfg.a, cfg.b, cfg)
+        raise UserError(f"{method} needs --data DIR (A|B side-by-side images) or --a DIR --b DIR (pairs matched by file stem)")
+    if kind == "unpaired":
+        if cfg.data:
+            raise UserError(f"{method} trains on unpaired folders: use --a DIR --b DIR instead of --data")
+        if not (cfg.a and cfg.b):
+            raise UserError(f"{method} needs --a DIR and --b DIR (one folder of images per domain)")
+        return UnpairedDataset(cfg.a, cfg.b, cfg)
+    raise UserError(f"unknown dataset kind {kind!r}")

@@ -1,0 +1,117 @@
+"""Reading and writing images: every input becomes 8-bit RGB (or L) the same way everywhere."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from img2img.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class UnreadableImage(UserError):
+    """A file that should be an image but cannot be decoded."""
+
+
+def is_image_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: str | Path, what: str = "folder") -> list[Path]:
+    """Image files directly inside folder, sorted by name; a clear error when there are none."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise UserError(f"{what} not found: {folder}")
+    if not folder.is_dir():
+        raise UserError(f"{what} is not a folder: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_path(p) and not p.name.startswith("."))
+    if not files:
+        raise UserError(f"{what} {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit and float grayscale modes scaled to 8 bits (PIL's convert would clip instead)."""
+    arr = np.asarray(img)
+    if img.mode.startswith("I;16") or (img.mode == "I" and arr.max(initial=0) > 255):
+        arr = (arr.astype(np.float64) / 65535.0 * 255.0).round()
+    elif img.mode == "F":
+        lo, hi = float(arr.min(initial=0)), float(arr.max(initial=1))
+        arr = (arr - lo) / max(hi - lo, 1e-12) * 255.0
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
+
+
+def to_mode(img: Image.Image, channels: int = 3) -> Image.Image:
+    """Normalise any PIL image to RGB (channels=3) or L (channels=1); alpha is composited on white."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        img = _to_8bit(img)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    target = "RGB" if channels == 3 else "L"
+    return img if img.mode == target else img.convert(target)
+
+
+def load_image(path: str | Path, channels: int = 3) -> Image.Image:
+    """Decode an image file upright (EXIF orientation applied) as RGB or L."""
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            img.load()
+            return to_mode(img, channels)
+    except FileNotFoundError:
+        raise UnreadableImage(f"{path}: file not found") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableImage(f"{path}: cannot read image ({exc})") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) as load_image would return it, reading only the header."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableImage(f"{path}: cannot read image ({exc})") from None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL image -> float CHW tensor in [-1, 1] (the generators' range)."""
+    arr = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True))
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return arr.permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def tensor_to_pil(t: torch.Tensor) -> Image.Image:
+    """Float CHW tensor in [-1, 1] -> 8-bit PIL image."""
+    arr = t.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    arr = arr.permute(1, 2, 0).numpy()
+    return Image.fromarray(arr[:, :, 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")
+
+
+def save_image_atomic(img: Image.Image, path: str | Path) -> None:
+    """Write an image through a temporary file in the same folder, so a half-written file never appears."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"{path}: unknown image format {path.suffix!r}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            params = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+            img.save(fh, format=fmt, **params)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

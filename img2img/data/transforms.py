@@ -1,0 +1,38 @@
+"""Training-time augmentation: resize, random crop and flip, identical on both images of a pair.
+
+torchvision.transforms.v2 draws one set of random parameters per call and applies it to every
+tv_tensors.Image passed in that call, which is exactly the joint augmentation a pair needs.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from img2img.config import DataConfig
+
+
+class PairTransform:
+    def __init__(self, cfg: DataConfig):
+        load = cfg.resolved_load_size
+        steps = [
+            v2.Resize((load, load), antialias=True),
+            v2.RandomCrop(cfg.image_size),
+        ]
+        if cfg.flip:
+            steps.append(v2.RandomHorizontalFlip())
+        steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * cfg.channels, [0.5] * cfg.channels)]
+        self.augment = v2.Compose(steps)
+
+    @staticmethod
+    def _image(img: Image.Image) -> tv_tensors.Image:
+        return tv_tensors.Image(v2.functional.pil_to_tensor(img))
+
+    def pair(self, a: Image.Image, b: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        ta, tb = self.augment(self._image(a), self._image(b))
+        return ta.as_subclass(torch.Tensor), tb.as_subclass(torch.Tensor)
+
+    def single(self, img: Image.Image) -> torch.Tensor:
+        return self.augment(self._image(img)).as_subclass(torch.Tensor)

@@ -1,0 +1,110 @@
+"""What every method provides to the shared training loop, plus small helpers they all use.
+
+The loop only calls: prepare(dataset), train_step(batch, step) -> {name: detached loss tensor},
+sample(batch) -> list of image tensors (the columns of a preview grid), optimizers(),
+state_dict()/load_state_dict() for checkpoints and export() for the model file.
+A method steps its own optimizers (G and D alternate), so the loop never needs to know how many
+nets or updates a method has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar, Iterable
+
+import torch
+from torch import nn
+
+from img2img.config import RunConfig
+from img2img.nets import build_discriminator, build_generator, init_weights, resolve_generator_name
+from img2img.nets.layers import for_inference
+
+
+def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
+    """Freeze D while G is updated: no wasted gradients for D's weights."""
+    for net in nets:
+        net.requires_grad_(flag)
+
+
+class Method:
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    dataset_kind: ClassVar[str]  # "paired", "unpaired" (data layer builds the dataset)
+    LossConfig: ClassVar[type]
+    paper_defaults: ClassVar[dict[str, Any]] = {}
+    test_time_norm: ClassVar[str] = "running"
+
+    def __init__(self, cfg: RunConfig, device: torch.device, amp_dtype: torch.dtype | None = None):
+        self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
+        cfg.net.generator = resolve_generator_name(cfg.net.generator, cfg.data.image_size)
+
+    # ----- helpers for the subclasses
+    def amp(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def generator_arch(self, cond_channels: int = 0) -> dict:
+        n, d = self.cfg.net, self.cfg.data
+        return {"name": n.generator, "in_channels": d.channels, "out_channels": d.channels, "ngf": n.ngf,
+                "norm": n.norm, "dropout": n.dropout, "cond_channels": cond_channels}
+
+    def discriminator_arch(self, in_channels: int, n_classes: int = 0) -> dict:
+        n = self.cfg.net
+        return {"in_channels": in_channels, "ndf": n.ndf, "n_layers": n.d_layers, "norm": n.norm,
+                "spectral_norm": n.spectral_norm, "n_classes": n_classes}
+
+    def new_generator(self, arch: dict) -> nn.Module:
+        return init_weights(build_generator(arch), self.cfg.net.init, self.cfg.net.init_gain).to(self.device)
+
+    def new_discriminator(self, arch: dict) -> nn.Module:
+        return init_weights(build_discriminator(arch), self.cfg.net.init, self.cfg.net.init_gain).to(self.device)
+
+    def adam(self, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        return torch.optim.Adam(params, lr=lr, betas=(t.beta1, t.beta2))
+
+    @property
+    def lr_d(self) -> float:
+        return self.cfg.train.lr_d or self.cfg.train.lr
+
+    def inference_copy(self, net: nn.Module) -> nn.Module:
+        return for_inference(net, self.test_time_norm)
+
+    # ----- the interface the loop uses
+    def prepare(self, dataset: Any) -> None:
+        """Statistics needed before training (none by default)."""
+
+    def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def sample(self, batch: dict) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def nets(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def exported(self) -> tuple[dict[str, tuple[dict, nn.Module]], dict[str, dict]]:
+        """({generator name: (arch, module)}, {direction: {"generator": name, ...}}) for the model file."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {"nets": {k: v.state_dict() for k, v in self.nets().items()},
+                "optimizers": {k: v.state_dict() for k, v in self.optimizers().items()},
+                "extra": self.extra_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, net in self.nets().items():
+            net.load_state_dict(state["nets"][k])
+        for k, opt in self.optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])
+        self.load_extra_state(state["extra"])

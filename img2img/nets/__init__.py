@@ -1,0 +1,67 @@
+"""The shared backbone: generators and discriminators built from plain, serialisable arch dicts.
+
+An arch dict (``{"name": "resnet_9", "in_channels": 3, ...}``) is what the model file stores, so
+the same function rebuilds the network at translate time with no extra flags.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from torch import nn
+
+from img2img.errors import UserError
+from img2img.nets.layers import NORMS, init_weights
+from img2img.nets.patchgan import PatchDiscriminator
+from img2img.nets.resnet import ResnetGenerator
+from img2img.nets.unet import UnetGenerator
+
+GENERATOR_FORMS = "resnet_<blocks> (e.g. resnet_6, resnet_9) or unet_<size> (e.g. unet_128, unet_256; size a power of 2)"
+
+
+def resolve_generator_name(name: str, image_size: int) -> str:
+    """'unet' means the U-Net whose bottleneck is 1x1 at this image size (unet_256 at 256 px)."""
+    if name == "unet":
+        n_down = min(8, int(math.log2(image_size & -image_size)))  # the largest power of 2 dividing the size
+        return f"unet_{2 ** n_down}"
+    return name
+
+
+def parse_generator_name(name: str) -> tuple[str, int]:
+    """('resnet', n_blocks) or ('unet', n_down); a UserError for anything else."""
+    m = re.fullmatch(r"(resnet|unet)_(\d+)", name)
+    if m:
+        family, n = m.group(1), int(m.group(2))
+        if family == "resnet" and n >= 1:
+            return family, n
+        if family == "unet" and n >= 4 and n & (n - 1) == 0:
+            return family, int(math.log2(n))
+    raise UserError(f"unknown generator {name!r}; use {GENERATOR_FORMS}")
+
+
+def generator_stride(name: str) -> int:
+    family, n = parse_generator_name(name)
+    return 4 if family == "resnet" else 2**n
+
+
+def build_generator(arch: dict) -> nn.Module:
+    """Build (uninitialised) from an arch dict: name, in/out/cond channels, ngf, norm, dropout."""
+    family, n = parse_generator_name(arch["name"])
+    common = dict(in_channels=arch["in_channels"], out_channels=arch["out_channels"], ngf=arch["ngf"],
+                  norm=arch["norm"], dropout=arch["dropout"], cond_channels=arch.get("cond_channels", 0))
+    if arch["norm"] not in NORMS:
+        raise UserError(f"unknown norm {arch['norm']!r}; choose from {', '.join(NORMS)}")
+    if family == "resnet":
+        return ResnetGenerator(n_blocks=n, **common)
+    return UnetGenerator(n_down=n, **common)
+
+
+def build_discriminator(arch: dict) -> nn.Module:
+    return PatchDiscriminator(in_channels=arch["in_channels"], ndf=arch["ndf"], n_layers=arch["n_layers"],
+                              norm=arch["norm"], spectral_norm=arch.get("spectral_norm", False),
+                              n_classes=arch.get("n_classes", 0))
+
+
+__all__ = ["build_generator", "build_discriminator", "init_weights", "generator_stride",
+           "parse_generator_name", "resolve_generator_name", "GENERATOR_FORMS"]

@@ -1,0 +1,59 @@
+"""ResNet generator (Johnson et al. 2016 as used by CycleGAN): c7s1-64, d128, d256, R256 x n, u128, u64, c7s1-3."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from img2img.nets.layers import append_label_maps, conv_bias, norm_layer
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, channels: int, norm: str, dropout: bool):
+        super().__init__()
+        bias = conv_bias(norm)
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_layer(norm, channels), nn.ReLU(True)]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_layer(norm, channels)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Two stride-2 downsamplings, n residual blocks, two upsamplings; output in [-1, 1] (tanh).
+
+    cond_channels > 0 makes it conditional (StarGAN): a label vector is appended as constant maps.
+    """
+
+    n_down = 2
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
+                 norm: str = "instance", dropout: bool = False, cond_channels: int = 0):
+        super().__init__()
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3), nn.Conv2d(in_channels + cond_channels, ngf, 7, bias=bias), norm_layer(norm, ngf), nn.ReLU(True),
+        ]
+        ch = ngf
+        for _ in range(self.n_down):
+            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2), nn.ReLU(True)]
+            ch *= 2
+        layers += [ResnetBlock(ch, norm, dropout) for _ in range(n_blocks)]
+        for _ in range(self.n_down):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                       norm_layer(norm, ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+        self.cond_channels = cond_channels
+
+    @property
+    def stride(self) -> int:
+        """Input sides must be multiples of this (translate pads to it)."""
+        return 2 ** self.n_down
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(append_label_maps(x, cond))

@@ -1,0 +1,59 @@
+"""U-Net generator of pix2pix: encoder C64-C128-C256-C512-C512..., decoder mirrored, skips between.
+
+unet_<size> has log2(size) downsamplings, so a size x size input reaches 1x1 at the bottleneck
+(unet_256: 8, unet_128: 7), as in the pix2pix paper and its reference code. Dropout 0.5 sits in
+the decoder blocks between the bottleneck and the first 512->256 channel drop, as there.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from img2img.nets.layers import append_label_maps, conv_bias, norm_layer
+
+
+class UnetGenerator(nn.Module):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, n_down: int = 8, ngf: int = 64,
+                 norm: str = "batch", dropout: bool = True, cond_channels: int = 0):
+        super().__init__()
+        if n_down < 2:
+            raise ValueError("a U-Net needs at least 2 downsamplings")
+        bias = conv_bias(norm)
+        enc = [ngf * min(2**i, 8) for i in range(n_down)]
+        self.down = nn.ModuleList()
+        self.down.append(nn.Conv2d(in_channels + cond_channels, enc[0], 4, 2, 1, bias=bias))
+        for i in range(1, n_down):
+            innermost = i == n_down - 1
+            layers = [nn.LeakyReLU(0.2, True), nn.Conv2d(enc[i - 1], enc[i], 4, 2, 1, bias=bias)]
+            if not innermost:
+                layers.append(norm_layer(norm, enc[i]))
+            self.down.append(nn.Sequential(*layers))
+        # up[i] undoes down[i]; it takes the concatenated skip except at the bottleneck.
+        self.up = nn.ModuleList()
+        for i in range(n_down):
+            c_in = enc[i] if i == n_down - 1 else 2 * enc[i]
+            if i == 0:
+                self.up.append(nn.Sequential(nn.ReLU(True), nn.ConvTranspose2d(c_in, out_channels, 4, 2, 1), nn.Tanh()))
+                continue
+            layers = [nn.ReLU(True), nn.ConvTranspose2d(c_in, enc[i - 1], 4, 2, 1, bias=bias), norm_layer(norm, enc[i - 1])]
+            if dropout and 4 <= i < n_down - 1:
+                layers.append(nn.Dropout(0.5))
+            self.up.append(nn.Sequential(*layers))
+        self.n_down = n_down
+        self.cond_channels = cond_channels
+
+    @property
+    def stride(self) -> int:
+        return 2**self.n_down
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = append_label_maps(x, cond)
+        skips = []
+        for layer in self.down:
+            h = layer(h)
+            skips.append(h)
+        h = self.up[-1](skips[-1])
+        for i in range(self.n_down - 2, -1, -1):
+            h = self.up[i](torch.cat([skips[i], h], dim=1))
+        return h

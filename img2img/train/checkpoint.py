@@ -1,0 +1,44 @@
+"""Training checkpoints (checkpoint.pt): everything needed to continue a run exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from img2img.atomic import atomic_torch_save
+from img2img.errors import UserError
+
+CHECKPOINT_VERSION = 1
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, *, config: dict, step: int, method_state: dict, schedulers: dict) -> None:
+    atomic_torch_save({"checkpoint_version": CHECKPOINT_VERSION, "config": config, "step": step,
+                       "method": method_state, "schedulers": schedulers, "rng": rng_state()}, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"nothing to resume: {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure to read means the same thing to the user
+        raise UserError(f"{path}: cannot read the checkpoint ({str(exc).splitlines()[0][:160]})") from None
+    if not isinstance(ckpt, dict) or "checkpoint_version" not in ckpt:
+        raise UserError(f"{path}: not an img2img training checkpoint")
+    if ckpt["checkpoint_version"] > CHECKPOINT_VERSION:
+        raise UserError(f"{path}: checkpoint version {ckpt['checkpoint_version']} is newer than this img2img; upgrade img2img")
+    return ckpt

@@ -1,0 +1,215 @@
+"""The one training loop every method shares.
+
+It owns the device and precision, the data stream, learning-rate schedules, logging, sample grids,
+checkpoints and resume, the progress bar, and clean stops on Ctrl-C / SIGTERM. What a training
+step does is the method's business (methods/).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader, default_collate
+from torchvision.utils import save_image
+
+from img2img import config as config_mod
+from img2img.config import RunConfig
+from img2img.data.datasets import StepBatchSampler, build_dataset
+from img2img.device import amp_dtype, resolve_device
+from img2img.errors import UserError
+from img2img.methods import get_method
+from img2img.modelfile import save_model
+from img2img.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from img2img.train.schedule import lr_factor
+
+MODEL_FILE, CHECKPOINT_FILE, LOG_FILE, SAMPLES_DIR, CONFIG_FILE = "model.pt", "checkpoint.pt", "log.jsonl", "samples", "config.json"
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    step: int
+    total_steps: int
+    interrupted: bool
+    seconds: float
+
+
+class StopFlag:
+    """Ctrl-C or SIGTERM asks the loop to stop after the current step; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested, self.signal_name = True, signal.Signals(signum).name
+
+    @contextmanager
+    def installed(self) -> Iterator["StopFlag"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+def resume_config(out_dir: str | Path, overrides: dict) -> RunConfig:
+    """The stored configuration of a run, with the few settings that may change on resume."""
+    ckpt_cfg = load_checkpoint(Path(out_dir) / CHECKPOINT_FILE)["config"]
+    cfg = config_mod.from_dict(ckpt_cfg, get_method(ckpt_cfg["method"]))
+    changeable = {"train.steps", "train.epochs", "train.device", "train.workers", "train.sample_every",
+                  "train.save_every", "train.log_every"}
+    for key, value in overrides.items():
+        current = config_mod.flatten({s: ckpt_cfg[s] for s in config_mod.SECTIONS}).get(key)
+        if key not in changeable and value != current:
+            raise UserError(f"cannot change {key} when resuming (the run used {current!r}); start a new run with another --out instead")
+    explicit = dict(overrides)
+    for given, other in (("train.steps", "train.epochs"), ("train.epochs", "train.steps")):
+        if given in explicit and other not in explicit:
+            explicit[other] = 0
+    config_mod.apply(cfg, explicit)
+    config_mod.validate(cfg)
+    return cfg
+
+
+def _preview_grid(columns: list[torch.Tensor], path: Path) -> None:
+    """Rows are images, columns are the method's views (input, output, target/reconstruction...)."""
+    rows = torch.stack([torch.stack([c[i].float().cpu() for c in columns]) for i in range(columns[0].shape[0])])
+    save_image(rows.flatten(0, 1), path, nrow=len(columns), normalize=True, value_range=(-1, 1), padding=2)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_after: int = 0,
+          progress: bool = True, console: Console | None = None) -> TrainResult:
+    """Train (or continue) a run in out_dir. stop_after > 0 ends this invocation after that many steps."""
+    console = console or Console(stderr=True)
+    out = Path(out_dir)
+    ckpt_path = out / CHECKPOINT_FILE
+    if not resume and ckpt_path.exists():
+        raise UserError(f"{out} already holds a run; continue it with --resume or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SAMPLES_DIR).mkdir(exist_ok=True)
+
+    device = resolve_device(cfg.train.device)
+    method_cls = get_method(cfg.method)
+    dataset = build_dataset(method_cls.dataset_kind, cfg.data, cfg.method)
+    n_b = getattr(dataset, "n_b", 0)
+
+    torch.manual_seed(cfg.train.seed)
+    method = method_cls(cfg, device, amp_dtype(cfg.train.precision))
+    sampler_probe = StepBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, 0, n_b)
+    total = cfg.train.steps or cfg.train.epochs * sampler_probe.steps_per_epoch
+    if total <= 0:
+        raise UserError("nothing to train: give --steps N or --epochs N")
+    factor = lr_factor(cfg.train.lr_policy, total, cfg.train.decay_start)
+    schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in method.optimizers().items()}
+
+    start = 0
+    if resume:
+        ckpt = load_checkpoint(ckpt_path)
+        method.load_state_dict(ckpt["method"])
+        for k, sched in schedulers.items():
+            sched.load_state_dict(ckpt["schedulers"][k])
+            sched.lr_lambdas = [factor]  # the schedule follows the (possibly extended) total
+            for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
+                group["lr"] = base * factor(ckpt["step"])
+        set_rng_state(ckpt["rng"])
+        start = ckpt["step"]
+    else:
+        method.prepare(dataset)
+    if start >= total:
+        console.print(f"[yellow]{out} has already trained {start} of {total} steps; nothing to do[/]")
+        return TrainResult(out, start, total, False, 0.0)
+    end = min(total, start + stop_after) if stop_after else total
+    (out / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    workers = cfg.train.workers if cfg.train.workers >= 0 else (0 if device.type == "cpu" else min(8, torch.get_num_threads()))
+    loader = DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, start, n_b),
+                        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                        generator=torch.Generator().manual_seed(cfg.train.seed))
+    preview = _to_device(default_collate([dataset[k] for k in dataset.preview_keys(4)]), device)
+    t = cfg.train
+
+    def save(step: int) -> None:
+        gens, directions = method.exported()
+        save_checkpoint(ckpt_path, config=cfg.to_dict(), step=step, method_state=method.state_dict(),
+                        schedulers={k: s.state_dict() for k, s in schedulers.items()})
+        save_model(out / MODEL_FILE, method=cfg.method, generators=gens, directions=directions, config=cfg.to_dict(),
+                   step=step, test_time_norm=method.test_time_norm, domains=getattr(method, "domains", None))
+
+    def write_samples(step: int) -> None:
+        _preview_grid(method.sample(preview), out / SAMPLES_DIR / f"step_{step:07d}.png")
+
+    stop = StopFlag()
+    began = time.perf_counter()
+    step = start
+    interrupted = False
+    last_losses: dict[str, float] = {}
+    window_start, window_steps = time.perf_counter(), 0
+    columns = [TextColumn(f"[bold]{cfg.method}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    with stop.installed(), open(out / LOG_FILE, "a", encoding="utf-8") as log, \
+            Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task("train", total=total, completed=start, info="")
+        log.write(json.dumps({"event": "resume" if resume else "start", "step": start, "total_steps": total,
+                              "device": str(device), "time": time.time()}) + "\n")
+        data_iter = iter(loader)
+        while step < end:
+            batch = _to_device(next(data_iter), device)
+            losses = method.train_step(batch, step)
+            for sched in schedulers.values():
+                sched.step()
+            step += 1
+            window_steps += 1
+            bar.advance(task)
+            boundary = step == end
+            saving = boundary or (t.save_every and step % t.save_every == 0)
+            if step % t.log_every == 0 or saving or boundary or stop.requested:
+                last_losses = {k: float(v) for k, v in losses.items()}
+                bad = [k for k, v in last_losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise UserError(f"loss {', '.join(bad)} became {last_losses[bad[0]]} at step {step}; stopped without saving, "
+                                    f"so {ckpt_path} still holds the last good state (try a lower --lr or --precision fp32)")
+                now = time.perf_counter()
+                rate = window_steps / max(now - window_start, 1e-9)
+                window_start, window_steps = now, 0
+                lr = next(iter(method.optimizers().values())).param_groups[0]["lr"]
+                log.write(json.dumps({"step": step, "epoch": step / sampler_probe.steps_per_epoch, "lr": lr,
+                                      "it_s": round(rate, 3), **{k: round(v, 6) for k, v in last_losses.items()},
+                                      "time": time.time()}) + "\n")
+                log.flush()
+                bar.update(task, info=f"{rate:.2f} it/s " + " ".join(f"{k} {v:.3f}" for k, v in last_losses.items()))
+            if (t.sample_every and step % t.sample_every == 0) or boundary:
+                write_samples(step)
+            if saving:
+                save(step)
+            if stop.requested:
+                interrupted = True
+                break
+        if interrupted:
+            write_samples(step)
+            save(step)
+            log.write(json.dumps({"event": "interrupted", "signal": stop.signal_name, "step": step, "time": time.time()}) + "\n")
+        else:
+            log.write(json.dumps({"event": "stop" if step < total else "done", "step": step, "time": time.time()}) + "\n")
+    return TrainResult(out, step, total, interrupted, time.perf_counter() - began)
