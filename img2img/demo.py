@@ -33,7 +33,7 @@ def _fresh_folder(base: Path) -> Path:
     return candidate
 
 
-def run_demo(out: str | Path, steps: int = 400, device: str = "auto", size: int = 64,
+def run_demo(out: str | Path, steps: int = 1000, device: str = "auto", size: int = 64,
              console: Console | None = None) -> DemoResult:
     console = console or Console(stderr=True)
     root = _fresh_folder(Path(out))
