@@ -18,7 +18,7 @@ class ImagePool:
 
     def query(self, fakes: torch.Tensor) -> torch.Tensor:
         if self.size == 0:
-            return fakes
+            return fakes.detach()  # like the stored images: D's loss must not reach back into G
         out = []
         for img in fakes.detach():
             img = img.unsqueeze(0)
