@@ -11,12 +11,13 @@ reads it and a file that would run code is refused):
     image_size       the training crop size, channels
     config           the whole run configuration, for the record
     step             training iterations done
+    classifier       StarGAN only: D's trunk and class head {"arch", "state_dict", "multi_label", "image_size"},
+                     used by translate --to to read an input's attributes
 """
 
 from __future__ import annotations
 
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ def unwrap(net: nn.Module) -> nn.Module:
 
 def save_model(path: str | Path, *, method: str, generators: dict[str, tuple[dict, nn.Module]],
                directions: dict[str, dict], config: dict, step: int, test_time_norm: str = "running",
-               domains: list[str] | None = None) -> None:
+               domains: list[str] | None = None, extras: dict | None = None) -> None:
+    """Write model.pt; extras are method-specific entries (plain data and tensors) added at the top level."""
     payload = {
         "format_version": FORMAT_VERSION,
         "method": method,
@@ -54,6 +56,10 @@ def save_model(path: str | Path, *, method: str, generators: dict[str, tuple[dic
         "config": config,
         "step": step,
     }
+    for key, value in (extras or {}).items():
+        if key in payload:
+            raise ValueError(f"model-file extra {key!r} would replace a standard entry")
+        payload[key] = value
     atomic_torch_save(payload, path)
 
 
@@ -82,18 +88,31 @@ class ModelFile:
                 for name, g in self.data["generators"].items()}
 
 
+def safe_torch_load(path: Path, what: str) -> Any:
+    """torch.load(weights_only=True) with every failure turned into one clear line.
+
+    The restricted unpickler refuses any class or function reference ("Unsupported global"), so a
+    file that would run code is rejected before anything in it executes.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "Unsupported global" in text or "GLOBAL" in text:
+            culprit = next((line.strip() for line in text.splitlines() if "Unsupported global" in line), "")
+            raise UserError(f"{path}: refused to load: the {what} holds objects other than weights and settings, "
+                            f"and loading it could run code ({culprit[:120]})") from None
+        raise UserError(f"{path}: not a readable {what} (truncated, or not made by img2img)") from None
+    except Exception:  # garbage bytes make torch.load fail in many ways (KeyError, RuntimeError, EOFError...)
+        raise UserError(f"{path}: not a readable {what} (truncated, or not made by img2img)") from None
+
+
 def load_model(path: str | Path) -> ModelFile:
     """Read a model file safely; every way it can be wrong is a one-line UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise UserError(f"{path}: refused to load: the file holds objects other than weights and settings, "
-                        f"and loading it could run code ({str(exc).splitlines()[0][:120]})") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable model file (truncated or not made by img2img: {str(exc).splitlines()[0][:120]})") from None
+    data = safe_torch_load(path, "model file")
     if not isinstance(data, dict) or "format_version" not in data or "generators" not in data:
         raise UserError(f"{path}: not an img2img model file (a training checkpoint? use RUN/model.pt)")
     if data["format_version"] > FORMAT_VERSION:

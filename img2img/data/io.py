@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from rich.console import Console
+
 from img2img.errors import UserError
+
+_stderr = Console(stderr=True, highlight=False)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -61,17 +68,75 @@ def to_mode(img: Image.Image, channels: int = 3) -> Image.Image:
     return img if img.mode == target else img.convert(target)
 
 
+@contextmanager
+def _bombs_are_errors() -> Iterator[None]:
+    """PIL only warns between MAX_IMAGE_PIXELS and twice that; treat such images as unreadable too."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
 def load_image(path: str | Path, channels: int = 3) -> Image.Image:
     """Decode an image file upright (EXIF orientation applied) as RGB or L."""
     try:
-        with Image.open(path) as img:
+        with _bombs_are_errors(), Image.open(path) as img:
             img = ImageOps.exif_transpose(img)
             img.load()
             return to_mode(img, channels)
     except FileNotFoundError:
         raise UnreadableImage(f"{path}: file not found") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnreadableImage(f"{path}: cannot read image ({exc})") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UnreadableImage(f"{path}: cannot read image ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return "image too large (decompression-bomb guard): " + text[:100]
+    return text[:160]
+
+
+def check_image(path: str | Path) -> str | None:
+    """None if the file decodes completely as an image, else the reason it does not.
+
+    JPEGs are decoded in draft mode (DCT scaling), which still reads the whole stream, so a
+    truncated file is caught at a fraction of the cost of a full decode.
+    """
+    try:
+        with _bombs_are_errors(), Image.open(path) as img:
+            if img.format == "JPEG":
+                img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return _reason(exc)
+    return None
+
+
+def warn_unreadable(path: str | Path, reason: str) -> None:
+    _stderr.print(f"[yellow]warning:[/] skipping {path}: {reason}", soft_wrap=True)
+
+
+def usable_images(files: list[Path], what: str) -> tuple[list[Path], list[Path]]:
+    """Split files into (readable, unreadable), warning once per unreadable file and with a count at the end."""
+    good, bad = [], []
+    for path in files:
+        reason = check_image(path)
+        if reason is None:
+            good.append(path)
+        else:
+            warn_unreadable(path, reason)
+            bad.append(path)
+    if bad:
+        _stderr.print(f"[yellow]warning:[/] skipped {len(bad)} unreadable image(s) of {len(files)} in {what}", soft_wrap=True)
+    return good, bad
+
+
+def list_usable_images(folder: str | Path, what: str = "folder") -> list[Path]:
+    """list_images without the files that do not decode; a clear error when none is left."""
+    good, bad = usable_images(list_images(folder, what), f"{what} {folder}")
+    if not good:
+        raise UserError(f"{what} {folder}: none of its {len(bad)} image file(s) can be read")
+    return good
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -81,7 +146,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
             w, h = img.size
             orientation = img.getexif().get(0x0112, 1)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnreadableImage(f"{path}: cannot read image ({exc})") from None
+        raise UnreadableImage(f"{path}: cannot read image ({_reason(exc)})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 

@@ -8,6 +8,7 @@ import torch
 
 from img2img.atomic import atomic_torch_save
 from img2img.errors import UserError
+from img2img.modelfile import safe_torch_load
 
 CHECKPOINT_VERSION = 1
 
@@ -33,10 +34,7 @@ def save_checkpoint(path: Path, *, config: dict, step: int, method_state: dict, 
 def load_checkpoint(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"nothing to resume: {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any failure to read means the same thing to the user
-        raise UserError(f"{path}: cannot read the checkpoint ({str(exc).splitlines()[0][:160]})") from None
+    ckpt = safe_torch_load(path, "checkpoint")
     if not isinstance(ckpt, dict) or "checkpoint_version" not in ckpt:
         raise UserError(f"{path}: not an img2img training checkpoint")
     if ckpt["checkpoint_version"] > CHECKPOINT_VERSION:

@@ -1,19 +1,22 @@
 """Which files to read and where each result goes, decided before anything is written.
 
-Rules: an input may be an image, a folder (its images, not recursive) or a glob. -o naming an image
-file takes exactly one input; otherwise -o is a folder and each output keeps its input's file
-name. No output may be an input, two inputs may not map to one output, and existing outputs are
+Rules: an input may be an image, a video, a folder (its images and videos, not recursive) or a
+glob. -o naming an image or video file takes exactly one input of that kind; otherwise -o is a
+folder and each output keeps its input's file name (a video in a container OpenCV cannot write
+becomes .mp4). No output may be an input, two inputs may not map to one output, and existing outputs are
 kept unless --overwrite.
 """
 
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from img2img.data.io import IMAGE_EXTENSIONS, is_image_path, list_images
 from img2img.errors import UserError
+from img2img.translate.video import VIDEO_EXTENSIONS, is_video_path, list_videos, output_suffix
 
 DEFAULT_OUT = Path("translated")
 
@@ -29,15 +32,17 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += list_images(path, "input folder")
+            videos = list_videos(path)
+            found += sorted(_images_in(path) + videos) if videos else list_images(path, "input folder")
         elif path.is_file():
-            if not is_image_path(path):
-                raise UserError(f"{path} is not an image file ({', '.join(IMAGE_EXTENSIONS)})")
+            if not is_image_path(path) and not is_video_path(path):
+                raise UserError(f"{path} is not an image or video file ({', '.join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)})")
             found.append(path)
         elif any(ch in item for ch in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if is_image_path(p) and Path(p).is_file())
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True)
+                             if (is_image_path(p) or is_video_path(p)) and Path(p).is_file())
             if not matches:
-                raise UserError(f"the pattern {item!r} matched no images")
+                raise UserError(f"the pattern {item!r} matched no images or videos")
             found += matches
         else:
             raise UserError(f"input not found: {item}")
@@ -46,18 +51,37 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return found
 
 
+def _images_in(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file() and is_image_path(p) and not p.name.startswith(".")]
+
+
+def _target_name(src: Path, name_suffix: str) -> str:
+    suffix = output_suffix(src) if is_video_path(src) else src.suffix
+    return f"{src.stem}{name_suffix}{suffix}"
+
+
 def plan_jobs(inputs: list[str], out: str | Path | None, name_suffix: str = "") -> list[Job]:
     sources = expand_inputs(inputs)
     out_path = Path(out) if out is not None else DEFAULT_OUT
-    if out is not None and is_image_path(out_path) and not out_path.is_dir():
+    if out is not None and (is_image_path(out_path) or is_video_path(out_path)) and not out_path.is_dir():
+        kind = "video" if is_video_path(out_path) else "image"
         if len(sources) != 1:
-            raise UserError(f"-o {out_path} names one image file, but there are {len(sources)} inputs; give a folder instead")
+            raise UserError(f"-o {out_path} names one {kind} file, but there are {len(sources)} inputs; give a folder instead")
+        if is_video_path(sources[0]) != (kind == "video"):
+            raise UserError(f"-o {out_path} names {'a video' if kind == 'video' else 'an image'} file, but the input "
+                            f"{sources[0]} is {'an image' if kind == 'video' else 'a video'}")
         jobs = [Job(sources[0], out_path.with_name(out_path.stem + name_suffix + out_path.suffix))]
     else:
         if out_path.exists() and not out_path.is_dir():
             raise UserError(f"-o {out_path} exists and is not a folder")
-        jobs = [Job(src, out_path / f"{src.stem}{name_suffix}{src.suffix}") for src in sources]
-    resolved_inputs = {s.resolve() for s in sources}
+        jobs = [Job(src, out_path / _target_name(src, name_suffix)) for src in sources]
+    check_targets(jobs)
+    return jobs
+
+
+def check_targets(jobs: list[Job]) -> None:
+    """No output may be an input; no two inputs may share an output."""
+    resolved_inputs = {j.source.resolve() for j in jobs}
     seen: dict[Path, Path] = {}
     for job in jobs:
         target = job.target.resolve()
@@ -66,4 +90,14 @@ def plan_jobs(inputs: list[str], out: str | Path | None, name_suffix: str = "") 
         if target in seen:
             raise UserError(f"{seen[target]} and {job.source} would both be written to {job.target}; translate them into separate folders")
         seen[target] = job.source
-    return jobs
+
+
+def prepare_targets(jobs: list[Job]) -> None:
+    """Create the output folders up front, so an unwritable location fails before any work is done."""
+    for folder in sorted({job.target.parent for job in jobs}):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
+        if not os.access(folder, os.W_OK):
+            raise UserError(f"cannot write to the output folder {folder}: permission denied")
