@@ -1,0 +1,313 @@
+"""StarGAN: labelled datasets and their errors, the objective's wiring, --to translation and exact resume."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import default_collate
+
+from conftest import TINY_FLAGS, TINY_OVERRIDES
+from img2img import config as config_mod
+from img2img.config import DataConfig
+from img2img.data.datasets import build_dataset
+from img2img.data.domains import build_domain_dataset, domain_spec
+from img2img.errors import UserError
+from img2img.methods.stargan import StarGAN, classification_loss, patch_output_size
+from img2img.modelfile import load_model
+from img2img.translate.domains import AttributeTranslator, domain_translators
+
+FAST = [*TINY_FLAGS, "--generator", "resnet_1", "--n-critic", "2", "--batch-size", "3"]
+COLOURS = {"blue": (40, 40, 200), "green": (40, 190, 40), "red": (200, 40, 40)}
+
+
+def noisy(colour, rng, size: int = 32, scale: float = 1.0) -> Image.Image:
+    arr = np.array(colour, dtype=np.float32)[None, None] * scale + rng.normal(0, 15, (size, size, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def domain_dir(tmp_path_factory) -> Path:
+    """Three domain sub-folders (blue, green, red) of four 32x32 flat-colour images each."""
+    root = tmp_path_factory.mktemp("domains") / "train"
+    rng = np.random.default_rng(0)
+    for name, colour in COLOURS.items():
+        (root / name).mkdir(parents=True)
+        for k in range(4):
+            noisy(colour, rng).save(root / name / f"{name}{k}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def attr_data(tmp_path_factory) -> tuple[Path, Path]:
+    """Eight images with attributes Red (0/1) and Bright (-1/1) in a CSV, plus an unused column."""
+    root = tmp_path_factory.mktemp("attrs")
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(1)
+    rows = []
+    for k in range(8):
+        red, bright = k % 2, (k // 2) % 2
+        noisy((200 if red else 40, 60, 60), rng, scale=1.0 if bright else 0.5).save(images / f"img{k}.png")
+        rows.append([f"img{k}.png", red, 1 if bright else -1, "x"])
+    labels = root / "labels.csv"
+    with open(labels, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "Red", "Bright", "note"])
+        w.writerows(rows)
+    return images, labels
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def build(data: dict, **overrides) -> tuple[StarGAN, object]:
+    cfg = config_mod.build_config(StarGAN, None, {**TINY_OVERRIDES, "train.steps": 10, "train.batch_size": 3,
+                                                  "net.generator": "resnet_1", **data, **overrides})
+    torch.manual_seed(0)
+    return StarGAN(cfg, torch.device("cpu")), build_dataset("domains", cfg.data, "stargan")
+
+
+# ----- data
+
+def test_domain_folders_give_one_hot_labels_and_a_mixed_preview(domain_dir):
+    ds = build_domain_dataset(DataConfig(data=str(domain_dir), image_size=32))
+    assert ds.domains == ["blue", "green", "red"] and not ds.multi_label and len(ds) == 12
+    item = ds[(5, 5, 0)]
+    assert item["a"].shape == (3, 32, 32) and item["label"].tolist() == [0.0, 1.0, 0.0]
+    assert Path(item["a_path"]).parent.name == "green"
+    preview = [ds[k]["label"].argmax().item() for k in ds.preview_keys(4)]
+    assert preview == [0, 1, 2, 0]  # round-robin over the domains
+
+
+def test_attribute_csv_gives_multi_hot_labels(attr_data):
+    images, labels = attr_data
+    ds = build_domain_dataset(DataConfig(images=str(images), labels=str(labels), attrs="Bright,Red", image_size=32))
+    assert ds.domains == ["Bright", "Red"] and ds.multi_label
+    # img3: Red=1, Bright=1 ; img4: Red=0, Bright=-1 -> 0
+    assert ds[(3, 3, 0)]["label"].tolist() == [1.0, 1.0]
+    assert ds[(4, 4, 0)]["label"].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("case,message", [
+    ("no-subfolders", "must hold one sub-folder per domain"),
+    ("one-domain", "holds one domain folder"),
+    ("empty-domain", "holds no images"),
+    ("missing-folder", "--data folder not found"),
+    ("a-and-b", "not --a/--b"),
+    ("images-without-labels", "--images DIR and --labels CSV go together"),
+    ("nothing", "needs --data DIR"),
+    ("attrs-with-data", "--attrs picks columns"),
+])
+def test_bad_folder_layouts_are_user_errors(tmp_path, case, message):
+    root = tmp_path / "data"
+    root.mkdir()
+    kw = {"data": str(root)}
+    if case == "no-subfolders":
+        noisy((1, 2, 3), np.random.default_rng(0)).save(root / "x.png")
+    elif case == "one-domain":
+        (root / "cats").mkdir()
+    elif case == "empty-domain":
+        for d in ("cats", "dogs"):
+            (root / d).mkdir()
+        noisy((1, 2, 3), np.random.default_rng(0)).save(root / "cats" / "x.png")
+    elif case == "missing-folder":
+        kw = {"data": str(tmp_path / "nope")}
+    elif case == "a-and-b":
+        kw = {"a": str(root), "b": str(root)}
+    elif case == "images-without-labels":
+        kw = {"images": str(root)}
+    elif case == "nothing":
+        kw = {}
+    elif case == "attrs-with-data":
+        kw["attrs"] = "Male"
+    with pytest.raises(UserError, match=message):
+        build_domain_dataset(DataConfig(image_size=32, **kw))
+
+
+@pytest.mark.parametrize("header,row,attrs,message", [
+    (["name", "Red"], ["img0.png", "1"], None, "has no file column"),
+    (["file", "Red"], ["missing.png", "1"], None, "1 file\\(s\\) listed in .* are not in"),
+    (["file", "Red"], ["img0.png", "1"], "Red,Blue", "has no column Blue"),
+    (["file", "Red"], ["img0.png", "yes"], None, "row 2, column Red: 'yes' is not an attribute value"),
+    (["file", "Red"], None, None, "lists no images"),
+    (["file"], ["img0.png"], None, "no attribute columns"),
+    (["file", "Red"], ["img0.png", "1"], "Red,,Male", "separated by commas"),
+])
+def test_bad_label_csvs_are_user_errors(tmp_path, attr_data, header, row, attrs, message):
+    images, _ = attr_data
+    path = tmp_path / "labels.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        if row:
+            w.writerow(row)
+    with pytest.raises(UserError, match=message):
+        build_domain_dataset(DataConfig(images=str(images), labels=str(path), attrs=attrs, image_size=32))
+    with pytest.raises(UserError, match="--labels file not found"):
+        domain_spec(DataConfig(images=str(images), labels=str(tmp_path / "none.csv")))
+
+
+# ----- the objective
+
+def test_paper_defaults():
+    cfg = config_mod.build_config(StarGAN, None, {"data.data": "x"})
+    t, w = cfg.train, cfg.loss
+    assert (t.gan_loss, t.gp_weight, t.lr, t.beta1, t.beta2, t.batch_size, t.lr_policy, t.decay_start) == \
+        ("wgan-gp", 10.0, 1e-4, 0.5, 0.999, 16, "linear", 0.5)
+    assert (w.lambda_cls, w.lambda_rec, w.n_critic, w.d_norm) == (1.0, 10.0, 5, "none")
+    assert (cfg.net.generator, cfg.net.norm, cfg.data.image_size) == ("resnet_6", "instance", 128)
+    # The global D: 5 halvings at 128 px leave a 2x2 real/fake map, as the paper's D.
+    assert patch_output_size(128, max(1, (128).bit_length() - 3)) == 2
+
+
+def test_classification_losses():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
+    one_hot = torch.tensor([[1.0, 0, 0], [0, 0, 1.0]])
+    assert float(classification_loss(logits, one_hot, False)) == pytest.approx(float(F.cross_entropy(logits, torch.tensor([0, 2]))))
+    multi = torch.tensor([[1.0, 0, 1.0], [0, 1.0, 1.0]])
+    bce_sum = float(F.binary_cross_entropy_with_logits(logits, multi, reduction="sum"))
+    assert float(classification_loss(logits, multi, True)) == pytest.approx(bce_sum / 2)
+
+
+def test_d_has_no_norm_two_heads_and_g_takes_the_label_as_channels(domain_dir):
+    m, ds = build({"data.data": str(domain_dir)})
+    assert m.arch_d["norm"] == "none" and m.arch_d["n_classes"] == 3
+    assert not any(isinstance(x, (torch.nn.InstanceNorm2d, torch.nn.BatchNorm2d)) for x in m.D.modules())
+    assert m.arch_g["cond_channels"] == 3 and m.G.model[1].in_channels == 3 + 3
+    x = ds[(0, 0, 0)]["a"][None]
+    src, cls = m.D.forward_with_classes(x)
+    assert src.shape == (1, 1, 2, 2) and cls.shape == (1, 3)
+    # Different target labels give different translations of the same input.
+    with torch.no_grad():
+        y0, y1 = m.G(x, torch.tensor([[1.0, 0, 0]])), m.G(x, torch.tensor([[0, 0, 1.0]]))
+    assert not torch.allclose(y0, y1)
+
+
+def test_g_is_updated_once_per_n_critic_steps(domain_dir):
+    m, ds = build({"data.data": str(domain_dir)}, **{"loss.n_critic": 3})
+    batch = default_collate([ds[(i, i, i)] for i in (0, 4, 8)])
+    g0 = [p.detach().clone() for p in m.G.parameters()]
+    for step in range(2):
+        out = m.train_step(batch, step)
+        assert "G_cls" not in out and "D_cls" in out and "D_adv" in out
+    assert all(torch.equal(a, b) for a, b in zip(g0, m.G.parameters()))
+    out = m.train_step(batch, 2)
+    assert {"G_adv", "G_cls", "rec"} <= set(out)
+    assert not all(torch.equal(a, b) for a, b in zip(g0, m.G.parameters()))
+
+
+def test_classification_loss_falls_on_a_toy_problem(domain_dir):
+    """Flat blue/green/red images: D's class head learns them within a few steps (lr raised for speed)."""
+    m, ds = build({"data.data": str(domain_dir)}, **{"loss.n_critic": 100, "train.lr": 1e-3, "net.init": "kaiming"})
+    batch = default_collate([ds[(i, i, i)] for i in range(0, 12, 2)])
+    history = [float(m.train_step(batch, step)["D_cls"]) for step in range(8)]
+    assert history[-1] < 0.75 * history[0], history
+    with torch.no_grad():
+        predicted = m.D.forward_with_classes(batch["a"])[1].argmax(1)
+    assert torch.equal(predicted, batch["label"].argmax(1))
+
+
+# ----- CLI: train, model file, translate, resume
+
+def test_train_translate_to_a_domain_and_to_all(cli, tmp_path, domain_dir):
+    run = tmp_path / "run"
+    result = cli(["train", "stargan", "--data", domain_dir, "--steps", "2", "--out", run, *FAST])
+    assert result.exit_code == 0, result.output
+    model = load(run / "model.pt")
+    assert model["domains"] == ["blue", "green", "red"]
+    assert model["directions"]["to:red"] == {"generator": "G", "cond": [0.0, 0.0, 1.0]}
+    assert model["classifier"]["arch"]["n_classes"] == 3
+    info = cli(["info", run / "model.pt"]).output
+    assert "blue, green, red" in info
+
+    src = domain_dir / "red"
+    result = cli(["translate", run / "model.pt", src, "-o", tmp_path / "all", "--to", "all", "-q"])
+    assert result.exit_code == 0, result.output
+    expected = sorted(f"{p.stem}_{d}.png" for p in src.iterdir() for d in ("blue", "green", "red"))
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == expected
+    result = cli(["translate", run / "model.pt", src / "red0.png", "-o", tmp_path / "one", "--to", "green", "-q"])
+    assert result.exit_code == 0 and [p.name for p in (tmp_path / "one").iterdir()] == ["red0.png"]
+    with Image.open(tmp_path / "one" / "red0.png") as img:
+        assert img.size == (32, 32)
+    # A single-file -o with --to all: one file per domain beside it.
+    result = cli(["translate", run / "model.pt", src / "red0.png", "-o", tmp_path / "x" / "out.jpg", "--to", "all", "-q"])
+    assert result.exit_code == 0 and sorted(p.name for p in (tmp_path / "x").iterdir()) == ["out_blue.jpg", "out_green.jpg", "out_red.jpg"]
+
+    for args, message in ((["--to", "purple"], "unknown domain 'purple'"), ([], "give --to DOMAIN"),
+                          (["--direction", "a2b"], "use --to DOMAIN"), (["--to", "red", "--direction", "a2b"], "do not go together")):
+        result = cli(["translate", run / "model.pt", src, "-o", tmp_path / "bad", *args, "-q"])
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+def test_to_is_refused_for_two_way_models(cli, tmp_path, unpaired_dirs):
+    a, b = unpaired_dirs
+    run = tmp_path / "cg"
+    assert cli(["train", "cyclegan", "--a", a, "--b", b, "--steps", "1", "--out", run, *TINY_FLAGS, "--generator", "resnet_1"]).exit_code == 0
+    result = cli(["translate", run / "model.pt", a, "-o", tmp_path / "o", "--to", "all", "-q"])
+    assert result.exit_code == 2 and "use --direction instead" in result.output
+
+
+def test_attribute_model_sets_some_attributes_and_keeps_the_rest(cli, tmp_path, attr_data):
+    images, labels = attr_data
+    run = tmp_path / "run"
+    result = cli(["train", "stargan", "--images", images, "--labels", labels, "--attrs", "Red,Bright", "--steps", "2",
+                  "--out", run, *FAST])
+    assert result.exit_code == 0, result.output
+    mf = load_model(run / "model.pt")
+    assert mf.data["domains"] == ["Red", "Bright"] and list(mf.directions) == ["attributes"]
+
+    x = torch.rand(2, 3, 40, 48) * 2 - 1  # not the training size: the classifier reads a resized copy
+    (_, setter), = domain_translators(mf, "Bright=0", device="cpu")
+    current = setter.current_attributes(x)
+    cond = setter.condition(x)
+    assert cond[:, 1].tolist() == [0.0, 0.0] and torch.equal(cond[:, 0], current[:, 0])
+    flips = dict(domain_translators(mf, "all", device="cpu"))
+    assert set(flips) == {"_Red", "_Bright"}
+    assert torch.equal(flips["_Red"].condition(x)[:, 0], 1 - current[:, 0])
+    assert torch.equal(flips["_Red"].condition(x)[:, 1], current[:, 1])
+    assert isinstance(flips["_Red"], AttributeTranslator) and flips["_Red"].generator is flips["_Bright"].generator
+    assert setter(x).shape == x.shape
+
+    result = cli(["translate", run / "model.pt", images / "img0.png", "-o", tmp_path / "o", "--to", "Red=1,Bright=-1", "-q"])
+    assert result.exit_code == 0 and (tmp_path / "o" / "img0.png").is_file()
+    result = cli(["translate", run / "model.pt", images, "-o", tmp_path / "all", "--to", "all", "-q"])
+    assert result.exit_code == 0 and len(list((tmp_path / "all").iterdir())) == 16
+    result = cli(["translate", run / "model.pt", images, "-o", tmp_path / "bad", "--to", "Blond=1", "-q"])
+    assert result.exit_code == 2 and "unknown attribute 'Blond'" in result.output
+
+
+def test_stop_and_resume_equals_uninterrupted(cli, tmp_path, domain_dir):
+    flags = ["--data", domain_dir, "--steps", "6", *FAST]
+    straight, parts = tmp_path / "straight", tmp_path / "parts"
+    assert cli(["train", "stargan", *flags, "--out", straight]).exit_code == 0
+    assert cli(["train", "stargan", *flags, "--stop-after", "3", "--out", parts]).exit_code == 0
+    result = cli(["train", "stargan", "--resume", "--out", parts, "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    ca, cb = load(straight / "checkpoint.pt"), load(parts / "checkpoint.pt")
+    assert ca["step"] == cb["step"] == 6
+    for net, state in ca["method"]["nets"].items():
+        for k, t in state.items():
+            assert torch.equal(t, cb["method"]["nets"][net][k]), f"{net}.{k}"
+    for group in ("generators", "classifier"):
+        ma, mb = load(straight / "model.pt")[group], load(parts / "model.pt")[group]
+        flat_a = ma["G"]["state_dict"] if group == "generators" else ma["state_dict"]
+        flat_b = mb["G"]["state_dict"] if group == "generators" else mb["state_dict"]
+        assert all(torch.equal(t, flat_b[k]) for k, t in flat_a.items())
+
+
+def test_resume_refuses_changed_domains(cli, tmp_path, domain_dir):
+    data = tmp_path / "data"
+    shutil.copytree(domain_dir, data)
+    run = tmp_path / "run"
+    assert cli(["train", "stargan", "--data", data, "--steps", "2", "--stop-after", "1", "--out", run, *FAST]).exit_code == 0
+    shutil.copytree(data / "red", data / "yellow")
+    result = cli(["train", "stargan", "--resume", "--out", run, "-q"])
+    assert result.exit_code == 2 and "resume with the same data" in result.output
