@@ -1,0 +1,78 @@
+"""Translation speed: plain fp32 eager (the reference implementations' way) vs img2img's path.
+
+    python bench/translate_speed.py [--device cpu|cuda] [--size 256] [--hd] [--batch 8] [--compile]
+
+Synthetic input and a randomly initialised ResNet-9 generator (ngf 64, as CycleGAN ships it);
+--model RUN/model.pt times a trained one instead. The optimized path is what `img2img translate`
+does: precision auto (bf16 on GPUs and on CPUs with native bf16), channels-last, inference mode,
+plus torch.compile with --compile. Prints images/s, achieved TFLOP/s, peak memory and the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+import torch
+
+from speed_common import flops_of, peak_memory_gib, reset_peak, timed
+from img2img.device import amp_dtype, resolve_device, resolve_precision
+from img2img.modelfile import load_model
+from img2img.nets import build_generator, init_weights
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--size", type=int, default=256, help="square input side")
+    p.add_argument("--hd", action="store_true", help="1920x1080 input instead of --size")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--generator", default="resnet_9")
+    p.add_argument("--model", default=None, help="time this model file's first generator instead")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--peak-tflops", type=float, default=0.0, help="the device's practical peak, to print the fraction reached (H100 bf16: ~700)")
+    args = p.parse_args()
+    device = resolve_device(args.device)
+    if args.model:
+        mf = load_model(args.model)
+        name = next(iter(mf.data["generators"]))
+        net = mf.generator(name, device)
+    else:
+        arch = dict(name=args.generator, in_channels=3, out_channels=3, ngf=64, norm="instance", dropout=False)
+        net = init_weights(build_generator(arch)).to(device).eval()
+    h, w = (1080, 1920) if args.hd else (args.size, args.size)
+    h, w = -(-h // 4) * 4, -(-w // 4) * 4  # the generator's stride (translate pads the same way)
+    x = torch.rand(args.batch, 3, h, w, device=device) * 2 - 1
+    flops = flops_of(lambda: net(x[:1])) * args.batch
+
+    def run(model, inp, dtype):
+        with torch.inference_mode(), (torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()):
+            return model(inp)
+
+    rows = []
+    reset_peak(device)
+    with torch.no_grad():
+        base = timed(lambda: net(x), device, warmup=1, iters=args.iters)
+    rows.append(("fp32 eager (baseline)", base, peak_memory_gib(device)))
+
+    precision = resolve_precision("auto", device, inference=True)
+    fast = net.to(memory_format=torch.channels_last)
+    if args.compile:
+        fast = torch.compile(fast)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    reset_peak(device)
+    opt = timed(lambda: run(fast, xc, amp_dtype(precision)), device, warmup=2, iters=args.iters)
+    rows.append((f"{precision} channels-last{' compiled' if args.compile else ''} (img2img)", opt, peak_memory_gib(device)))
+
+    print(f"device {device}, input {w}x{h}, batch {args.batch}, {flops / args.batch / 1e9:.1f} GFLOP per image")
+    for label, sec, mem in rows:
+        ips = args.batch / sec
+        tflops = flops / sec / 1e12
+        frac = f", {100 * tflops / args.peak_tflops:.1f}% of peak" if args.peak_tflops else ""
+        print(f"  {label:40s} {ips:9.2f} images/s  {tflops:7.3f} TFLOP/s{frac}  peak mem {mem:.2f} GiB")
+    print(f"  speed-up: {base / opt:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
