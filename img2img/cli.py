@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -37,7 +39,7 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+            console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
     return wrapper
@@ -54,12 +56,14 @@ def _help(key: str) -> str:
 # CLI flag parameter name -> config key. Only flags the user actually gives become overrides.
 FLAG_KEYS = {
     "a": "data.a", "b": "data.b", "data": "data.data", "direction": "data.direction",
+    "images": "data.images", "labels": "data.labels", "attrs": "data.attrs",
     "image_size": "data.image_size", "load_size": "data.load_size",
     "generator": "net.generator", "ngf": "net.ngf", "ndf": "net.ndf", "norm": "net.norm",
     "steps": "train.steps", "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
     "gan_loss": "train.gan_loss", "device": "train.device", "precision": "train.precision", "seed": "train.seed",
     "workers": "train.workers", "sample_every": "train.sample_every", "save_every": "train.save_every",
-    "log_every": "train.log_every",
+    "log_every": "train.log_every", "ema": "train.ema", "compile": "train.compile", "channels_last": "train.channels_last",
+    "eval_every": "train.eval_every", "eval_a": "train.eval_a", "eval_b": "train.eval_b",
 }
 
 
@@ -121,6 +125,9 @@ def _make_train_command(method_cls):
         a: Optional[Path] = typer.Option(None, "--a", help=_help("data.a")),
         b: Optional[Path] = typer.Option(None, "--b", help=_help("data.b")),
         data: Optional[Path] = typer.Option(None, "--data", help=_help("data.data")),
+        images: Optional[Path] = typer.Option(None, "--images", help=_help("data.images")),
+        labels: Optional[Path] = typer.Option(None, "--labels", help=_help("data.labels")),
+        attrs: Optional[str] = typer.Option(None, "--attrs", help=_help("data.attrs")),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default: runs/<method>, numbered if taken)"),
         config: Optional[Path] = typer.Option(None, "--config", help="TOML file with [data] [net] [train] [loss] tables; flags override it"),
         set_: list[str] = typer.Option([], "--set", help="override any setting, e.g. --set train.lr=1e-4 (repeatable)"),
@@ -141,11 +148,17 @@ def _make_train_command(method_cls):
         lr: Optional[float] = typer.Option(None, "--lr", help=_help("train.lr")),
         device: Optional[str] = typer.Option(None, "--device", help=_help("train.device")),
         precision: Optional[str] = typer.Option(None, "--precision", help=_help("train.precision")),
+        ema: Optional[float] = typer.Option(None, "--ema", help=_help("train.ema")),
+        compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help=_help("train.compile")),
+        channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help=_help("train.channels_last")),
         seed: Optional[int] = typer.Option(None, "--seed", help=_help("train.seed")),
         workers: Optional[int] = typer.Option(None, "--workers", help=_help("train.workers")),
         sample_every: Optional[int] = typer.Option(None, "--sample-every", help=_help("train.sample_every")),
         save_every: Optional[int] = typer.Option(None, "--save-every", help=_help("train.save_every")),
         log_every: Optional[int] = typer.Option(None, "--log-every", help=_help("train.log_every")),
+        eval_every: Optional[int] = typer.Option(None, "--eval-every", help=_help("train.eval_every")),
+        eval_a: Optional[Path] = typer.Option(None, "--eval-a", help=_help("train.eval_a")),
+        eval_b: Optional[Path] = typer.Option(None, "--eval-b", help=_help("train.eval_b")),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:
         from img2img.train import resume_config, train
@@ -167,11 +180,13 @@ def _make_train_command(method_cls):
         else:
             cfg = config_mod.build_config(method_cls, config, overrides)
         run_dir = out or _free_run_dir(method_cls.name)
-        console.print(f"[bold]{cfg.method}[/] → {run_dir}  ({'resuming' if resume else 'new run'})")
+        # Under torchrun every process runs this command; only rank 0 talks.
+        console.quiet = int(os.environ.get("RANK", "0")) != 0
+        console.print(f"[bold]{cfg.method}[/] → {run_dir}  ({'resuming' if resume else 'new run'})", soft_wrap=True)
         result = train(cfg, run_dir, resume=resume, stop_after=stop_after, progress=not quiet, console=console)
         if result.interrupted:
             console.print(f"[yellow]stopped at step {result.step}/{result.total_steps}; checkpoint saved. "
-                          f"Continue with: img2img train {cfg.method} --resume --out {run_dir}[/]")
+                          f"Continue with: img2img train {cfg.method} --resume --out {run_dir}[/]", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED)
         console.print(f"step {result.step}/{result.total_steps} in {result.seconds:.1f}s; model: {run_dir / 'model.pt'}, "
                       f"samples: {run_dir / 'samples'}")
@@ -188,29 +203,99 @@ for _name, _cls in METHODS.items():
 @user_errors
 def translate(
     model: Path = typer.Argument(..., help="model file (RUN/model.pt)"),
-    inputs: list[str] = typer.Argument(..., help="images, folders or glob patterns (quote globs: 'photos/*.jpg')"),
+    inputs: list[str] = typer.Argument(..., help="images, videos, folders or glob patterns (quote globs: 'photos/*.jpg')"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="output image (one input) or folder; default ./translated/. Outputs keep the input's name and size"),
     direction: Optional[str] = typer.Option(None, "--direction", help="a2b or b2a for two-way models (default: a2b, or the model's only direction)"),
+    to: Optional[str] = typer.Option(None, "--to", help="StarGAN: target domain; 'all' = one output per domain, named <stem>_<domain>. "
+                                     "Attribute models: 'Black_Hair=1,Male=0' sets those and keeps the rest as the model's "
+                                     "classifier reads them from the input; 'all' = one output per attribute, flipped"),
     batch_size: int = typer.Option(8, "--batch-size", help="images translated together (same-sized images are batched)"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:<i>"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 autocast"),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPUs and on CPUs with native bf16, else fp32), fp32, bf16 or fp16 (GPU)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs (never inputs); default: skip them"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    frames_dir: Optional[Path] = typer.Option(None, "--frames-dir", help="videos: write frames as DIR/000001.png ... "
+                                              "instead of a video (DIR/<name>/ each when several videos are given)"),
+    size: Optional[int] = typer.Option(None, "--size", help="translate at this short side (pixels) and scale back to the "
+                                       "input size: faster, less detail (default: native resolution)"),
+    temporal: bool = typer.Option(False, "--temporal", help="videos: reduce frame-to-frame flicker (per-pixel running "
+                                  "average of the output where the input did not change; see translate/temporal.py)"),
+    temporal_strength: float = typer.Option(0.8, "--temporal-strength", help="with --temporal: 0..0.95, how much of "
+                                            "the previous output is kept where the input is unchanged"),
+    shard: Optional[str] = typer.Option(None, "--shard", help="I/N: take only share I (0-based) of N of the sorted inputs, "
+                                        "e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; combines with torchrun"),
 ) -> None:
-    """Translate images, folders or globs with a trained model; each output keeps its input's size and name."""
-    from img2img.translate import Translator, translate_files
-    from img2img.translate.outputs import plan_jobs
+    """Translate images, videos, folders or globs with a trained model; each output keeps its input's size and name."""
+    from img2img.translate import TranslateReport, Translator, translate_files
+    from img2img.translate.outputs import plan_jobs, prepare_targets
 
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1")
-    translator = Translator(model, direction=direction, device=device, precision=precision)
-    jobs = plan_jobs(inputs, output)
-    columns = [TextColumn(f"translate {translator.direction}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, disable=quiet) as bar:
+    if temporal and not 0.0 <= temporal_strength <= 0.95:
+        raise UserError("--temporal-strength must be between 0 and 0.95")
+    from img2img.translate.batch import frames_dir_jobs, local_device, select_shard, shard_spec
+    from img2img.translate.scale import Rescaled, processing_size
+    from img2img.translate.video import is_video_path
+
+    processing_size(1, 1, size)  # validates --size
+    shard_index, shard_count = shard_spec(shard)
+    device = local_device(device)  # under torchrun: this process's own GPU
+    if to is not None:
+        from img2img.modelfile import load_model
+        from img2img.translate.domains import domain_translators
+
+        if direction is not None:
+            raise UserError("--to (StarGAN domains) and --direction (two-way models) do not go together")
+        targets = domain_translators(load_model(model), to, device=device, precision=precision)
+    else:
+        targets = [("", Translator(model, direction=direction, device=device, precision=precision))]
+    plans = [(translator, plan_jobs(inputs, output, name_suffix=suffix)) for suffix, translator in targets]
+    # videos go their own way (video.py); --size wraps the image translator; --shard/torchrun take a share
+    video_plans = [(t, [j for j in js if is_video_path(j.source)]) for t, js in plans]
+    if frames_dir is not None:
+        single = len(inputs) == 1 and len(plans) == 1 and is_video_path(inputs[0]) and Path(inputs[0]).is_file()
+        video_plans = [(t, frames_dir_jobs(js, frames_dir, single)) for t, js in video_plans]
+    plans = [(Rescaled(t, size) if size else t, [j for j in js if not is_video_path(j.source)]) for t, js in plans]
+    all_jobs = [j for _, js in plans + video_plans for j in js]
+    plans = [(t, select_shard(js, shard_index, shard_count)) for t, js in plans]
+    video_plans = [(t, select_shard(js, shard_index, shard_count)) for t, js in video_plans]
+    if shard_count > 1:
+        console.print(f"shard {shard_index}/{shard_count}: {sum(len(js) for _, js in plans + video_plans)} of "
+                      f"{len(all_jobs)} outputs")
+    jobs = [job for _, target_jobs in plans for job in target_jobs]
+    prepare_targets(jobs)
+    label = targets[0][1].direction if len(targets) == 1 else f"to {len(targets)} domains"
+    columns = [TextColumn(f"translate {label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    failed_once: set = set()
+
+    def on_error(path, msg) -> None:  # with several targets, an unreadable input is reported once
+        if path not in failed_once:
+            failed_once.add(path)
+            console.print(f"[red]failed:[/] {msg}", soft_wrap=True)
+
+    with Progress(*columns, console=console, disable=quiet or not jobs) as bar:
         task = bar.add_task("translate", total=len(jobs))
-        report = translate_files(translator, jobs, batch_size=batch_size, overwrite=overwrite,
-                                 on_progress=lambda n: bar.advance(task, n),
-                                 on_error=lambda p, msg: console.print(f"[red]failed:[/] {msg}", soft_wrap=True))
+        report = TranslateReport()
+        for translator, target_jobs in plans:
+            part = translate_files(translator, target_jobs, batch_size=batch_size, overwrite=overwrite,
+                                   on_progress=lambda n: bar.advance(task, n), on_error=on_error)
+            report.written += part.written
+            report.skipped += part.skipped
+            report.failed += [f for f in part.failed if f[0] not in {g[0] for g in report.failed}]
+    if any(js for _, js in video_plans):
+        from img2img.translate.video_progress import run_video_batches
+
+        prepare_targets([j for _, js in video_plans for j in js])
+        videos = run_video_batches(video_plans, console=console, quiet=quiet, frames=frames_dir is not None,
+                                   batch_size=batch_size, size=size, overwrite=overwrite,
+                                   temporal={"strength": temporal_strength} if temporal else None)
+        report.written += videos.written
+        report.skipped += videos.skipped
+        report.failed += videos.failed
+        jobs += [j for _, js in video_plans for j in js]
+    if not jobs:
+        console.print("nothing to do: this shard has no inputs")
+        return
     where = jobs[0].target if len(jobs) == 1 else jobs[0].target.parent
     console.print(f"{len(report.written)} written to {where}"
                   + (f", {len(report.skipped)} skipped (exist; --overwrite replaces them)" if report.skipped else "")
@@ -233,7 +318,7 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
     table.add_row("format version", str(d["format_version"]))
     table.add_row("directions", ", ".join(mf.directions))
     if d.get("domains"):
-        table.add_row("domains", ", ".join(d["domains"]))
+        table.add_row("attributes" if "attributes" in mf.directions else "domains", ", ".join(d["domains"]))
     table.add_row("trained at", f"{d['image_size']} px, {d['channels']} channel(s), {d['step']} steps")
     for name, g in d["generators"].items():
         arch = g["arch"]
@@ -257,6 +342,127 @@ def demo(
     console.print(f"\n[bold green]done.[/] Look at:\n  {result.comparison}  (input | translation | ground truth)\n"
                   f"  {result.run_dir / 'samples'}  (previews during training)\n  {result.translated}  (translated images)\n"
                   f"Try: img2img translate {result.run_dir / 'model.pt'} {result.inputs} -o my-output/")
+
+
+def _progress_factory(bar: Progress):
+    """(description, total) -> advance(n): one rich task per stage of a long computation."""
+
+    def make(description: str, total: int):
+        task = bar.add_task(description, total=total)
+        return lambda n: bar.advance(task, n)
+
+    return make
+
+
+def _fmt(key: str, value) -> str:
+    if key == "psnr":
+        return f"{value:.2f} dB"
+    if key == "fid":
+        return f"{value:.2f}"
+    return f"{value:.4f}"
+
+
+@app.command("eval")
+@user_errors
+def eval_(
+    model: Optional[Path] = typer.Argument(None, help="model file (RUN/model.pt) to translate the test data with; leave out with --real/--fake"),
+    real: Optional[Path] = typer.Option(None, "--real", help="folder of real images (with --fake: score two folders)"),
+    fake: Optional[Path] = typer.Option(None, "--fake", help="folder of generated images"),
+    a: Optional[Path] = typer.Option(None, "--a", help="test images of domain A (the model's inputs for a2b)"),
+    b: Optional[Path] = typer.Option(None, "--b", help="test images of domain B (the references for a2b)"),
+    paired: Optional[bool] = typer.Option(None, "--paired/--unpaired", help="--a/--b are pairs matched by file name (ground truth: L1, PSNR, SSIM too); default: paired for methods trained on pairs (pix2pix)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="test folder of A|B side-by-side images (paired)"),
+    direction: Optional[str] = typer.Option(None, "--direction", help="a2b, b2a, ... (default: a2b, or the model's only direction)"),
+    to: Optional[str] = typer.Option(None, "--to", help="StarGAN: the target domain (--a holds the inputs, --b real images of that domain)"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="resize inputs and references to N x N first (default: keep their size)"),
+    inception: Optional[Path] = typer.Option(None, "--inception", help="Inception-v3 TorchScript file (default: the one the img2img 'metrics' extra installs)"),
+    no_fid: bool = typer.Option(False, "--no-fid", help="paired data: skip FID/KID (then no Inception network is needed)"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="also write the scores to this JSON file"),
+    save: Optional[Path] = typer.Option(None, "--save", help="also write the translations (PNG) to this folder"),
+    limit: int = typer.Option(0, "--limit", help="use only the first N test images (0 = all)"),
+    kid_subsets: int = typer.Option(100, "--kid-subsets", help="KID: number of random subsets"),
+    kid_subset_size: int = typer.Option(1000, "--kid-subset-size", help="KID: images per subset (capped at the smaller set)"),
+    batch_size: int = typer.Option(8, "--batch-size", help="images translated together"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:<i>"),
+    precision: str = typer.Option("fp32", "--precision", help="translation precision; fp32 (default) keeps scores comparable across machines"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+) -> None:
+    """Score image quality: FID and KID between two folders (--real/--fake), or translate test data with
+    MODEL and score it (FID/KID; plus L1, PSNR and SSIM against the ground truth for paired data)."""
+    import json
+
+    from img2img.device import resolve_device
+    from img2img.metrics.evaluate import evaluate_model, score_folders
+    from img2img.metrics.features import load_inception
+
+    if batch_size < 1 or kid_subsets < 1 or kid_subset_size < 2 or limit < 0:
+        raise UserError("--batch-size and --kid-subsets must be at least 1, --kid-subset-size at least 2, --limit 0 or more")
+    folders = real is not None or fake is not None
+    if folders and (model is not None or a or b or data):
+        raise UserError("give either --real and --fake (two folders) or MODEL with test data, not both")
+    if folders and (real is None or fake is None):
+        raise UserError("--real and --fake go together")
+    if not folders and model is None:
+        raise UserError("nothing to score: give --real DIR --fake DIR, or MODEL --a DIR --b DIR (or MODEL --data DIR)")
+    if to is not None:
+        if direction is not None:
+            raise UserError("give --to DOMAIN (StarGAN) or --direction, not both")
+        direction = f"to:{to}"
+    dev = resolve_device(device)
+    extractor = None if (no_fid and not folders) else load_inception(inception, dev)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, disable=quiet) as bar:
+        progress = _progress_factory(bar)
+        if folders:
+            result = score_folders(real, fake, extractor, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                                   progress=progress)
+        else:
+            result = evaluate_model(model, a=a, b=b, data=data, direction=direction, extractor=extractor,
+                                    size=image_size, batch_size=batch_size, device=str(dev), limit=limit,
+                                    kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, save_dir=save,
+                                    paired=paired, precision=precision, progress=progress)
+    table = Table(title=f"{result.get('method', 'folders')} {result.get('direction', '')}".strip(), show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    labels = {"fid": "FID", "kid": "KID", "l1": "L1 (0-1 scale)", "psnr": "PSNR", "ssim": "SSIM"}
+    for key, label in labels.items():
+        if key in result:
+            value = _fmt(key, result[key]) + (f" ± {result['kid_std']:.4f}" if key == "kid" else "")
+            table.add_row(label, value)
+    info_line = result.get("data") or f"{result['real_images']} real ({real}) vs {result['fake_images']} generated ({fake})"
+    out_console.print(table)
+    out_console.print(info_line + (f"; features: {result['features']}" if "features" in result else ""), soft_wrap=True)
+    if json_path is not None:
+        try:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {json_path}: {exc.strerror or exc}") from None
+        console.print(f"scores written to {json_path}", soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def export(
+    model: Path = typer.Argument(..., help="model file (RUN/model.pt)"),
+    output: Path = typer.Option(..., "--output", "-o", help="model.onnx (ONNX) or model.pt2 (torch.export program)"),
+    direction: Optional[str] = typer.Option(None, "--direction", help="which generator: a2b, b2a, ... (default: a2b, or the model's only direction)"),
+    tolerance: float = typer.Option(1e-3, "--tolerance", help="largest allowed difference from PyTorch in the parity check"),
+) -> None:
+    """Export a generator to ONNX or torch.export (.pt2): eval mode, dynamic batch and image size; a
+    conditional generator (StarGAN) takes its label as a second input. Checks parity with PyTorch."""
+    from img2img.export import export_model
+
+    report = export_model(model, output, direction)
+    inputs = "x (N, C, H, W) in [-1, 1]" + (", cond (N, domains)" if report.conditional else "")
+    out_console.print(f"wrote {report.path} ({report.format}; generator {report.generator} for {report.direction}; "
+                  f"inputs {inputs}; H and W multiples of {report.stride})", soft_wrap=True)
+    shape = "x".join(map(str, report.check_shape))
+    ok = report.max_abs_diff <= tolerance
+    out_console.print(f"parity with PyTorch on a random {shape} input: max abs difference {report.max_abs_diff:.3g} "
+                      f"({'ok' if ok else 'FAILED'}, tolerance {tolerance:g})", soft_wrap=True)
+    if not ok:
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 def main() -> None:

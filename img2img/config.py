@@ -33,6 +33,9 @@ class DataConfig:
     a: str | None = option(None, "folder of domain A images (or inputs paired with --b by file stem)")
     b: str | None = option(None, "folder of domain B images")
     data: str | None = option(None, "folder of A|B side-by-side images (pix2pix) or of domain sub-folders")
+    images: str | None = option(None, "folder of images whose attributes --labels lists (multi-label StarGAN)")
+    labels: str | None = option(None, "CSV with a file column and 0/1 or -1/1 attribute columns (multi-label StarGAN)")
+    attrs: str | None = option(None, "comma-separated attribute columns of --labels to train on (default: all)")
     direction: str = option("a2b", "which side is the input for paired data", ("a2b", "b2a"))
     image_size: int = option(256, "training crop size in pixels")
     load_size: int = option(0, "resize to this before the random crop; 0 = image_size*286/256 (the papers' ratio)")
@@ -72,11 +75,20 @@ class TrainConfig:
     decay_start: float = option(0.5, "fraction of the run after which the linear decay starts")
     seed: int = option(0, "random seed (weights, data order, augmentation)")
     device: str = option("auto", "auto, cpu, cuda or cuda:<i>")
-    precision: str = option("fp32", "autocast precision for the forward passes", ("fp32", "bf16"))
+    precision: str = option("auto", "autocast precision: auto = bf16 on GPUs that support it, else fp16 with loss scaling on GPUs, fp32 on CPUs", ("auto", "fp32", "bf16", "fp16"))
+    channels_last: bool = option(False, "channels-last memory layout for nets and batches (faster bf16/fp16 convolutions on GPUs; off by default: on CPU, torch 2.15's InstanceNorm backward at batch 1 gave wrong gradients in this layout)")
+    compile: bool = option(False, "torch.compile the networks (falls back to eager where compilation fails)")
+    ema: float = option(0.0, "keep an exponential moving average of the generator weights with this decay (e.g. 0.999) and ship it in model.pt; 0 = off")
     workers: int = option(-1, "data-loading worker processes; -1 = auto (0 on CPU)")
     sample_every: int = option(500, "write a sample grid every N steps (0 = only at the end)")
     save_every: int = option(1000, "write model.pt and checkpoint.pt every N steps (0 = only at the end)")
     log_every: int = option(50, "log losses every N steps")
+    eval_every: int = option(0, "score FID/KID on held-out folders every N steps and keep model_best.pt (0 = never; needs the metrics extra)")
+    eval_a: str | None = option(None, "held-out domain A folder for --eval-every")
+    eval_b: str | None = option(None, "held-out domain B folder for --eval-every")
+    eval_data: str | None = option(None, "held-out folder of A|B side-by-side images for --eval-every (instead of eval_a/eval_b)")
+    eval_max: int = option(0, "score at most this many held-out images (0 = all)")
+    eval_inception: str | None = option(None, "Inception network file for --eval-every (default: the one the metrics extra installs)")
 
 
 SECTIONS = ("data", "net", "train", "loss")
@@ -222,6 +234,10 @@ def from_dict(d: dict, method_cls: type) -> RunConfig:
 
 def validate(cfg: RunConfig) -> None:
     t, d = cfg.train, cfg.data
+    if t.eval_every < 0 or t.eval_max < 0:
+        raise UserError("train.eval_every and train.eval_max must be 0 or more")
+    if t.eval_every and not (t.eval_data or (t.eval_a and t.eval_b)):
+        raise UserError("--eval-every needs held-out data: --eval-a DIR --eval-b DIR, or --set train.eval_data=DIR (A|B images)")
     if t.steps and t.epochs:
         raise UserError("give either --steps or --epochs, not both")
     for key, value in (("train.steps", t.steps), ("train.epochs", t.epochs)):
@@ -235,5 +251,7 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"--load-size ({d.load_size}) must be at least --image-size ({d.image_size})")
     if not 0.0 <= t.decay_start <= 1.0:
         raise UserError(f"train.decay_start must be between 0 and 1, got {t.decay_start}")
+    if not (t.ema == 0.0 or 0.0 < t.ema < 1.0):
+        raise UserError(f"train.ema must be 0 (off) or between 0 and 1, got {t.ema}")
     if t.lr <= 0 or t.lr_d < 0:
         raise UserError("learning rates must be positive")

@@ -6,7 +6,7 @@ import torch
 
 from img2img.errors import UserError
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -30,3 +30,29 @@ def amp_dtype(precision: str) -> torch.dtype | None:
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     return PRECISIONS[precision]
+
+
+def _cpu_has_fast_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device, inference: bool = False) -> str:
+    """'auto' becomes the fastest precision that is safe on the device.
+
+    GPUs: bf16 where supported (no loss scaling needed), else fp16 (with a GradScaler in training).
+    CPUs: for inference, bf16 where the CPU has native bf16 (AVX512-BF16/AMX; see
+    bench/translate_speed.py); for training fp32, since bf16 autocast did not speed it up in our
+    measurements (bench/train_speed.py) and fp32 keeps CPU runs bit-reproducible.
+    """
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise UserError(f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}")
+        if precision == "fp16" and device.type == "cpu":
+            raise UserError("--precision fp16 needs a GPU; on a CPU use bf16 or fp32")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if inference and _cpu_has_fast_bf16() else "fp32"

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from img2img.config import DataConfig
-from img2img.data.io import image_size, list_images, load_image
+from img2img.data.io import UnreadableImage, image_size, list_images, list_usable_images, load_image, usable_images, warn_unreadable
 from img2img.data.transforms import PairTransform
 from img2img.errors import UserError
 
@@ -29,11 +29,14 @@ class StepBatchSampler(Sampler):
     unpaired data the B partner of each A image is drawn independently from the B folder.
     """
 
-    def __init__(self, n_a: int, batch_size: int, seed: int, start_step: int = 0, n_b: int = 0):
-        if n_a < batch_size:
-            raise UserError(f"batch size {batch_size} is larger than the training folder ({n_a} images)")
+    def __init__(self, n_a: int, batch_size: int, seed: int, start_step: int = 0, n_b: int = 0,
+                 rank: int = 0, world: int = 1):
+        """Under data parallelism a step's global batch is batch_size * world keys; this rank yields its slice."""
+        if n_a < batch_size * world:
+            raise UserError(f"batch size {batch_size}{f' x {world} processes' if world > 1 else ''} is larger than the training folder ({n_a} images)")
         self.n_a, self.n_b, self.batch_size, self.seed, self.start_step = n_a, n_b, batch_size, seed, start_step
-        self.steps_per_epoch = n_a // batch_size
+        self.rank, self.world = rank, world
+        self.steps_per_epoch = n_a // (batch_size * world)
 
     def _epoch_order(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
@@ -48,8 +51,12 @@ class StepBatchSampler(Sampler):
             if epoch != cached_epoch:
                 perm, partners = self._epoch_order(epoch)
                 cached_epoch = epoch
-            positions = range(k * self.batch_size, (k + 1) * self.batch_size)
-            yield [(int(perm[p]), int(partners[p]), self.seed * 7_919 + step * self.batch_size + p) for p in positions]
+            global_batch = self.batch_size * self.world
+            first = k * global_batch + self.rank * self.batch_size
+            # Augmentation seed: unique per (step, slot in the global batch), so no two samples share a crop/flip draw.
+            yield [(int(perm[first + n]), int(partners[first + n]),
+                    self.seed * 7_919 + step * global_batch + self.rank * self.batch_size + n)
+                   for n in range(self.batch_size)]
             step += 1
 
 
@@ -65,10 +72,16 @@ class _SeededDataset(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, key: Key | int) -> dict:
+        """Load by key; a file that stopped decoding since the scan is replaced by the next one (deterministically)."""
         i, j, seed = key if isinstance(key, tuple) else (key, key, key)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.load(i, j)
+        for attempt in range(len(self)):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                try:
+                    return self.load((i + attempt) % len(self), (j + attempt) % max(self.n_b, 1) if self.n_b else (i + attempt) % len(self))
+                except UnreadableImage as exc:
+                    warn_unreadable(str(exc).split(": ")[0], "became unreadable during training; using the next image")
+        raise UserError("none of the training images can be read any more")
 
     def preview_keys(self, count: int) -> list[Key]:
         """Fixed keys for the sample grids: the first images, a fixed augmentation."""
@@ -80,7 +93,7 @@ class PairedABDataset(_SeededDataset):
     """One folder of side-by-side images: the left half is A, the right half is B."""
 
     def __init__(self, folder: str | Path, cfg: DataConfig):
-        self.a_files = list_images(folder, "paired data folder")
+        self.a_files = list_usable_images(folder, "paired data folder")
         self.transform = PairTransform(cfg)
         self.channels = cfg.channels
 
@@ -108,7 +121,11 @@ class PairedFoldersDataset(_SeededDataset):
             if only_b:
                 parts.append(f"{len(only_b)} in {b_dir} without a partner in {a_dir} ({', '.join(only_b[:5])}{', ...' if len(only_b) > 5 else ''})")
             raise UserError("paired folders must hold the same file names (stems): " + "; ".join(parts))
-        stems = sorted(a_files)
+        good_a, _ = usable_images([a_files[s] for s in sorted(a_files)], f"--a folder {a_dir}")
+        good_b, _ = usable_images([b_files[s] for s in sorted(b_files)], f"--b folder {b_dir}")
+        stems = sorted({p.stem for p in good_a} & {p.stem for p in good_b})
+        if not stems:
+            raise UserError(f"no readable pairs in {a_dir} and {b_dir}")
         for stem in stems:
             size_a, size_b = image_size(a_files[stem]), image_size(b_files[stem])
             if size_a != size_b:
@@ -129,8 +146,8 @@ class UnpairedDataset(_SeededDataset):
     """Two folders of unrelated images; the sizes of the folders may differ."""
 
     def __init__(self, a_dir: str | Path, b_dir: str | Path, cfg: DataConfig):
-        self.a_files = list_images(a_dir, "--a folder")
-        self.b_files = list_images(b_dir, "--b folder")
+        self.a_files = list_usable_images(a_dir, "--a folder")
+        self.b_files = list_usable_images(b_dir, "--b folder")
         self.n_b = len(self.b_files)
         self.transform = PairTransform(cfg)
         self.channels = cfg.channels
@@ -142,7 +159,7 @@ class UnpairedDataset(_SeededDataset):
 
 
 def build_dataset(kind: str, cfg: DataConfig, method: str) -> _SeededDataset:
-    """The dataset a method asks for ('paired' or 'unpaired'), from the data flags in cfg."""
+    """The dataset a method asks for ('paired', 'unpaired' or 'domains'), from the data flags in cfg."""
     if kind == "paired":
         if cfg.data and (cfg.a or cfg.b):
             raise UserError(f"{method}: give either --data (side-by-side images) or --a and --b, not both")
@@ -157,4 +174,8 @@ def build_dataset(kind: str, cfg: DataConfig, method: str) -> _SeededDataset:
         if not (cfg.a and cfg.b):
             raise UserError(f"{method} needs --a DIR and --b DIR (one folder of images per domain)")
         return UnpairedDataset(cfg.a, cfg.b, cfg)
+    if kind == "domains":  # labelled domains (StarGAN): sub-folders or an attribute CSV
+        from img2img.data.domains import build_domain_dataset
+
+        return build_domain_dataset(cfg, method)
     raise UserError(f"unknown dataset kind {kind!r}")

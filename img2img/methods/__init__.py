@@ -29,3 +29,5 @@ def get_method(name: str) -> type[Method]:
 # Registration happens on import; one line per method.
 from img2img.methods import pix2pix  # noqa: E402,F401
 from img2img.methods import cyclegan  # noqa: E402,F401
+from img2img.methods import distancegan  # noqa: E402,F401
+from img2img.methods import stargan  # noqa: E402,F401

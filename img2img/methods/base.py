@@ -36,6 +36,8 @@ class Method:
 
     def __init__(self, cfg: RunConfig, device: torch.device, amp_dtype: torch.dtype | None = None):
         self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
+        # fp16 needs loss scaling; the loop calls scaler.update() once per step, after all optimizers stepped.
+        self.scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
         cfg.net.generator = resolve_generator_name(cfg.net.generator, cfg.data.image_size)
 
     # ----- helpers for the subclasses
@@ -62,7 +64,18 @@ class Method:
 
     def adam(self, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
         t = self.cfg.train
-        return torch.optim.Adam(params, lr=lr, betas=(t.beta1, t.beta2))
+        return torch.optim.Adam(params, lr=lr, betas=(t.beta1, t.beta2), fused=self.device.type == "cuda")
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """loss.backward(), scaled when training in fp16."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """optimizer.step(), through the GradScaler when training in fp16 (it skips steps with inf gradients)."""
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+        else:
+            optimizer.step()
 
     @property
     def lr_d(self) -> float:
@@ -90,6 +103,10 @@ class Method:
     def exported(self) -> tuple[dict[str, tuple[dict, nn.Module]], dict[str, dict]]:
         """({generator name: (arch, module)}, {direction: {"generator": name, ...}}) for the model file."""
         raise NotImplementedError
+
+    def model_extras(self) -> dict:
+        """Entries the model file keeps beside the generators (e.g. StarGAN's domain classifier); plain data only."""
+        return {}
 
     def extra_state(self) -> dict:
         return {}

@@ -62,8 +62,8 @@ class CycleGAN(Method):
             if w.lambda_idt > 0:
                 idt = l1(self.G_AB(b), b) + l1(self.G_BA(a), a)
                 loss_g = loss_g + w.lambda_cyc * w.lambda_idt * idt
-        loss_g.backward()
-        self.opt_G.step()
+        self.backward(loss_g)
+        self.step(self.opt_G)
 
         set_requires_grad([self.D_A, self.D_B], True)
         self.opt_D.zero_grad(set_to_none=True)
@@ -71,8 +71,8 @@ class CycleGAN(Method):
             old_b, old_a = self.pool_b.query(fake_b), self.pool_a.query(fake_a)
             loss_d_b = self.adv.discriminator(self.D_B(b), self.D_B(old_b), critic=self.D_B, real=b, fake=old_b)
             loss_d_a = self.adv.discriminator(self.D_A(a), self.D_A(old_a), critic=self.D_A, real=a, fake=old_a)
-        (loss_d_a + loss_d_b).backward()
-        self.opt_D.step()
+        self.backward(loss_d_a + loss_d_b)
+        self.step(self.opt_D)
         out = {"G_adv": adv.detach(), "cycle": cyc.detach(), "D_A": loss_d_a.detach(), "D_B": loss_d_b.detach()}
         if w.lambda_idt > 0:
             out["idt"] = idt.detach()

@@ -56,8 +56,8 @@ class Pix2Pix(Method):
         with self.amp():
             real_pair, fake_pair = torch.cat([x, y], 1), torch.cat([x, fake.detach()], 1)
             loss_d = self.adv.discriminator(self.D(real_pair), self.D(fake_pair), critic=self.D, real=real_pair, fake=fake_pair)
-        loss_d.backward()
-        self.opt_D.step()
+        self.backward(loss_d)
+        self.step(self.opt_D)
 
         set_requires_grad([self.D], False)
         self.opt_G.zero_grad(set_to_none=True)
@@ -65,8 +65,8 @@ class Pix2Pix(Method):
             loss_gan = self.adv.generator(self.D(torch.cat([x, fake], 1)))
             loss_l1 = l1(fake, y)
             loss_g = loss_gan + self.cfg.loss.lambda_l1 * loss_l1
-        loss_g.backward()
-        self.opt_G.step()
+        self.backward(loss_g)
+        self.step(self.opt_G)
         return {"D": loss_d.detach(), "G_gan": loss_gan.detach(), "G_L1": loss_l1.detach()}
 
     @torch.no_grad()

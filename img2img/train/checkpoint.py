@@ -26,9 +26,11 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, *, config: dict, step: int, method_state: dict, schedulers: dict) -> None:
+def save_checkpoint(path: Path, *, config: dict, step: int, method_state: dict, schedulers: dict,
+                    extra: dict | None = None) -> None:
+    """extra: further loop state (EMA weights, the fp16 loss scaler)."""
     atomic_torch_save({"checkpoint_version": CHECKPOINT_VERSION, "config": config, "step": step,
-                       "method": method_state, "schedulers": schedulers, "rng": rng_state()}, path)
+                       "method": method_state, "schedulers": schedulers, "rng": rng_state(), **(extra or {})}, path)
 
 
 def load_checkpoint(path: Path) -> dict:

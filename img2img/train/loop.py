@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,14 @@ from torchvision.utils import save_image
 from img2img import config as config_mod
 from img2img.config import RunConfig
 from img2img.data.datasets import StepBatchSampler, build_dataset
-from img2img.device import amp_dtype, resolve_device
+from img2img.device import amp_dtype, resolve_device, resolve_precision
 from img2img.errors import UserError
 from img2img.methods import get_method
 from img2img.modelfile import save_model
 from img2img.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from img2img.train.distributed import DistInfo, any_rank, average_gradients_before_step, broadcast_parameters, init_distributed
+from img2img.train.ema import GeneratorEMA
+from img2img.train.evaluator import FIDEvaluator, build_evaluator
 from img2img.train.schedule import lr_factor
 
 MODEL_FILE, CHECKPOINT_FILE, LOG_FILE, SAMPLES_DIR, CONFIG_FILE = "model.pt", "checkpoint.pt", "log.jsonl", "samples", "config.json"
@@ -75,7 +80,8 @@ def resume_config(out_dir: str | Path, overrides: dict) -> RunConfig:
     ckpt_cfg = load_checkpoint(Path(out_dir) / CHECKPOINT_FILE)["config"]
     cfg = config_mod.from_dict(ckpt_cfg, get_method(ckpt_cfg["method"]))
     changeable = {"train.steps", "train.epochs", "train.device", "train.workers", "train.sample_every",
-                  "train.save_every", "train.log_every"}
+                  "train.save_every", "train.log_every",
+                  "train.eval_every", "train.eval_a", "train.eval_b", "train.eval_data", "train.eval_max", "train.eval_inception"}
     for key, value in overrides.items():
         current = config_mod.flatten({s: ckpt_cfg[s] for s in config_mod.SECTIONS}).get(key)
         if key not in changeable and value != current:
@@ -95,39 +101,63 @@ def _preview_grid(columns: list[torch.Tensor], path: Path) -> None:
     save_image(rows.flatten(0, 1), path, nrow=len(columns), normalize=True, value_range=(-1, 1), padding=2)
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+def _to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
+    def move(v):
+        v = v.to(device, non_blocking=True)
+        return v.contiguous(memory_format=torch.channels_last) if channels_last and v.dim() == 4 else v
+
+    return {k: move(v) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_after: int = 0,
-          progress: bool = True, console: Console | None = None) -> TrainResult:
-    """Train (or continue) a run in out_dir. stop_after > 0 ends this invocation after that many steps."""
+          progress: bool = True, console: Console | None = None, evaluator: FIDEvaluator | None = None) -> TrainResult:
+    """Train (or continue) a run in out_dir. stop_after > 0 ends this invocation after that many steps.
+
+    evaluator: scores held-out data every train.eval_every steps (default: built from train.eval_*).
+    """
     console = console or Console(stderr=True)
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT_FILE
     if not resume and ckpt_path.exists():
         raise UserError(f"{out} already holds a run; continue it with --resume or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SAMPLES_DIR).mkdir(exist_ok=True)
 
     device = resolve_device(cfg.train.device)
+    dist_info = init_distributed(device.type)
+    if dist_info.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist_info.local_rank)
+        torch.cuda.set_device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    precision = resolve_precision(cfg.train.precision, device)
     method_cls = get_method(cfg.method)
     dataset = build_dataset(method_cls.dataset_kind, cfg.data, cfg.method)
     n_b = getattr(dataset, "n_b", 0)
 
     torch.manual_seed(cfg.train.seed)
-    method = method_cls(cfg, device, amp_dtype(cfg.train.precision))
-    sampler_probe = StepBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, 0, n_b)
+    method = method_cls(cfg, device, amp_dtype(precision))
+    sampler_probe = StepBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, 0, n_b, world=dist_info.world)
     total = cfg.train.steps or cfg.train.epochs * sampler_probe.steps_per_epoch
     if total <= 0:
         raise UserError("nothing to train: give --steps N or --epochs N")
+    if dist_info.enabled:  # before the schedulers, which wrap optimizer.step themselves
+        for opt in method.optimizers().values():
+            average_gradients_before_step(opt, dist_info.world)
     factor = lr_factor(cfg.train.lr_policy, total, cfg.train.decay_start)
     schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in method.optimizers().items()}
+
+    if cfg.train.channels_last:
+        for net in method.nets().values():
+            net.to(memory_format=torch.channels_last)
+    ema = GeneratorEMA({name: net for name, (_, net) in method.exported()[0].items()}, cfg.train.ema) if cfg.train.ema else None
 
     start = 0
     if resume:
         ckpt = load_checkpoint(ckpt_path)
         method.load_state_dict(ckpt["method"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
+        if method.scaler is not None and "scaler" in ckpt:
+            method.scaler.load_state_dict(ckpt["scaler"])
         for k, sched in schedulers.items():
             sched.load_state_dict(ckpt["schedulers"][k])
             sched.lr_lambdas = [factor]  # the schedule follows the (possibly extended) total
@@ -137,25 +167,53 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_aft
         start = ckpt["step"]
     else:
         method.prepare(dataset)
+    if dist_info.enabled:
+        broadcast_parameters(method.nets())
+        if not resume:  # different dropout / pool draws per replica, like independent workers
+            torch.manual_seed(cfg.train.seed + 1_000 * dist_info.rank)
+    if cfg.train.compile:
+        # Compile in place (state_dict keys stay plain); dynamo falls back to eager where it cannot compile.
+        import torch._dynamo as dynamo
+
+        dynamo.config.suppress_errors = True
+        for net in method.nets().values():
+            net.compile()
     if start >= total:
         console.print(f"[yellow]{out} has already trained {start} of {total} steps; nothing to do[/]")
         return TrainResult(out, start, total, False, 0.0)
     end = min(total, start + stop_after) if stop_after else total
-    (out / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
+    evaluator = evaluator or build_evaluator(cfg, out, device)  # before any file is written: a bad eval setting fails cleanly
+    main = dist_info.is_main
+    if main:
+        try:
+            (out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the run directory {out}: {exc.strerror or exc}") from None
+        (out / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
 
     workers = cfg.train.workers if cfg.train.workers >= 0 else (0 if device.type == "cpu" else min(8, torch.get_num_threads()))
-    loader = DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, start, n_b),
+    loader = DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, start, n_b,
+                                                                rank=dist_info.rank, world=dist_info.world),
                         num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                         generator=torch.Generator().manual_seed(cfg.train.seed))
-    preview = _to_device(default_collate([dataset[k] for k in dataset.preview_keys(4)]), device)
+    preview = _to_device(default_collate([dataset[k] for k in dataset.preview_keys(4)]), device, cfg.train.channels_last)
     t = cfg.train
 
-    def save(step: int) -> None:
+    def write_model(path: Path, step: int) -> None:
         gens, directions = method.exported()
+        if ema is not None:  # ship the averaged weights
+            gens = {name: (arch, ema.module(name)) for name, (arch, _) in gens.items()}
+        save_model(path, method=cfg.method, generators=gens, directions=directions, config=cfg.to_dict(),
+                   step=step, test_time_norm=method.test_time_norm, domains=getattr(method, "domains", None),
+                   extras=method.model_extras())
+
+    def save(step: int) -> None:
+        extra = {"ema": ema.state_dict()} if ema is not None else {}
+        if method.scaler is not None:
+            extra["scaler"] = method.scaler.state_dict()
         save_checkpoint(ckpt_path, config=cfg.to_dict(), step=step, method_state=method.state_dict(),
-                        schedulers={k: s.state_dict() for k, s in schedulers.items()})
-        save_model(out / MODEL_FILE, method=cfg.method, generators=gens, directions=directions, config=cfg.to_dict(),
-                   step=step, test_time_norm=method.test_time_norm, domains=getattr(method, "domains", None))
+                        schedulers={k: s.state_dict() for k, s in schedulers.items()}, extra=extra)
+        write_model(out / MODEL_FILE, step)
 
     def write_samples(step: int) -> None:
         _preview_grid(method.sample(preview), out / SAMPLES_DIR / f"step_{step:07d}.png")
@@ -168,20 +226,30 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_aft
     window_start, window_steps = time.perf_counter(), 0
     columns = [TextColumn(f"[bold]{cfg.method}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    with stop.installed(), open(out / LOG_FILE, "a", encoding="utf-8") as log, \
-            Progress(*columns, console=console, disable=not progress) as bar:
+    # Only rank 0 logs, previews, saves and shows progress; the other replicas just train.
+    with stop.installed(), open(out / LOG_FILE if main else os.devnull, "a", encoding="utf-8") as log, \
+            Progress(*columns, console=console, disable=not (progress and main)) as bar:
         task = bar.add_task("train", total=total, completed=start, info="")
         log.write(json.dumps({"event": "resume" if resume else "start", "step": start, "total_steps": total,
                               "device": str(device), "time": time.time()}) + "\n")
         data_iter = iter(loader)
         while step < end:
-            batch = _to_device(next(data_iter), device)
+            batch = _to_device(next(data_iter), device, cfg.train.channels_last)
             losses = method.train_step(batch, step)
-            for sched in schedulers.values():
-                sched.step()
+            if method.scaler is not None:
+                method.scaler.update()
+            if ema is not None:
+                ema.update({name: net for name, (_, net) in method.exported()[0].items()})
+            with warnings.catch_warnings():
+                # A method may leave an optimizer out of some steps (StarGAN's n_critic); the schedule still
+                # follows the loop's step count, so torch's "scheduler before optimizer" warning does not apply.
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`")
+                for sched in schedulers.values():
+                    sched.step()
             step += 1
             window_steps += 1
             bar.advance(task)
+            stop.requested = any_rank(stop.requested, dist_info, device)
             boundary = step == end
             saving = boundary or (t.save_every and step % t.save_every == 0)
             if step % t.log_every == 0 or saving or boundary or stop.requested:
@@ -199,14 +267,18 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_aft
                                       "time": time.time()}) + "\n")
                 log.flush()
                 bar.update(task, info=f"{rate:.2f} it/s " + " ".join(f"{k} {v:.3f}" for k, v in last_losses.items()))
-            if (t.sample_every and step % t.sample_every == 0) or boundary:
+            if main and ((t.sample_every and step % t.sample_every == 0) or boundary):
                 write_samples(step)
-            if saving:
+            if main and saving:
                 save(step)
+            if main and evaluator is not None and evaluator.due(step, end):
+                scores = evaluator(step, lambda path: write_model(path, step))
+                log.write(json.dumps({"event": "eval", "step": step, **scores, "time": time.time()}) + "\n")
+                log.flush()
             if stop.requested:
                 interrupted = True
                 break
-        if interrupted:
+        if interrupted and main:
             write_samples(step)
             save(step)
             log.write(json.dumps({"event": "interrupted", "signal": stop.signal_name, "step": step, "time": time.time()}) + "\n")
