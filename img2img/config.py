@@ -212,15 +212,20 @@ def default_config(method_cls: type) -> RunConfig:
     return cfg
 
 
+def with_run_length_settled(explicit: dict[str, Any]) -> dict[str, Any]:
+    """Steps and epochs are two ways to say one thing: the one given explicitly replaces the other's default."""
+    settled = dict(explicit)
+    for given, other in (("train.steps", "train.epochs"), ("train.epochs", "train.steps")):
+        if given in settled and other not in settled:
+            settled[other] = 0
+    return settled
+
+
 def build_config(method_cls: type, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     cfg = default_config(method_cls)
     explicit = read_toml(config_file) if config_file else {}
     explicit.update(overrides or {})
-    # Steps and epochs are two ways to say one thing: the one given explicitly wins over a default.
-    for given, other in (("train.steps", "train.epochs"), ("train.epochs", "train.steps")):
-        if given in explicit and other not in explicit:
-            explicit[other] = 0
-    apply(cfg, explicit)
+    apply(cfg, with_run_length_settled(explicit))
     validate(cfg)
     return cfg
 

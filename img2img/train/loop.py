@@ -86,11 +86,7 @@ def resume_config(out_dir: str | Path, overrides: dict) -> RunConfig:
         current = config_mod.flatten({s: ckpt_cfg[s] for s in config_mod.SECTIONS}).get(key)
         if key not in changeable and value != current:
             raise UserError(f"cannot change {key} when resuming (the run used {current!r}); start a new run with another --out instead")
-    explicit = dict(overrides)
-    for given, other in (("train.steps", "train.epochs"), ("train.epochs", "train.steps")):
-        if given in explicit and other not in explicit:
-            explicit[other] = 0
-    config_mod.apply(cfg, explicit)
+    config_mod.apply(cfg, config_mod.with_run_length_settled(overrides))
     config_mod.validate(cfg)
     return cfg
 
