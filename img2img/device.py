@@ -43,9 +43,10 @@ def resolve_precision(precision: str, device: torch.device, inference: bool = Fa
     """'auto' becomes the fastest precision that is safe on the device.
 
     GPUs: bf16 where supported (no loss scaling needed), else fp16 (with a GradScaler in training).
-    CPUs: for inference, bf16 where the CPU has native bf16 (AVX512-BF16/AMX; see
-    bench/translate_speed.py); for training fp32, since bf16 autocast did not speed it up in our
-    measurements (bench/train_speed.py) and fp32 keeps CPU runs bit-reproducible.
+    CPUs: for inference, bf16 where the CPU has native bf16 (AVX512-BF16/AMX): 2.2x over fp32 on
+    a 2-core AMX Xeon (bench/translate_speed.py). For training fp32 for now: --precision bf16 gave
+    2.2x for CycleGAN at 256 px there (bench/train_speed.py) but no gain for pix2pix at 128 px, and
+    the CPU default has not yet been re-validated against the whole test suite in bf16.
     """
     if precision != "auto":
         if precision not in PRECISIONS:
