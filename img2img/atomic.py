@@ -23,3 +23,16 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def next_free_folder(base: str | Path, empty_counts_as_free: bool = False) -> Path:
+    """base, or base-2, base-3, ... : the first that does not exist (or is empty, if allowed), so nothing is overwritten."""
+    base = Path(base)
+    candidate, n = base, 2
+
+    def taken(path: Path) -> bool:
+        return path.exists() and not (empty_counts_as_free and path.is_dir() and not any(path.iterdir()))
+
+    while taken(candidate):
+        candidate, n = Path(f"{base}-{n}"), n + 1
+    return candidate

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from img2img import config as config_mod
+from img2img.atomic import next_free_folder
 from img2img.errors import UserError
 from img2img.methods import METHODS, get_method
 
@@ -110,14 +111,6 @@ def parse_method_args(method_cls, args: list[str]) -> dict[str, Any]:
     return out
 
 
-def _free_run_dir(method: str) -> Path:
-    base = Path("runs") / method
-    candidate, n = base, 2
-    while candidate.exists():
-        candidate, n = Path(f"{base}-{n}"), n + 1
-    return candidate
-
-
 def _make_train_command(method_cls):
     @user_errors
     def command(
@@ -179,7 +172,7 @@ def _make_train_command(method_cls):
                 raise UserError(f"{out} is a {cfg.method} run, not {method_cls.name}")
         else:
             cfg = config_mod.build_config(method_cls, config, overrides)
-        run_dir = out or _free_run_dir(method_cls.name)
+        run_dir = out or next_free_folder(Path("runs") / method_cls.name)
         # Under torchrun every process runs this command; only rank 0 talks.
         console.quiet = int(os.environ.get("RANK", "0")) != 0
         console.print(f"[bold]{cfg.method}[/] → {run_dir}  ({'resuming' if resume else 'new run'})", soft_wrap=True)

@@ -9,6 +9,7 @@ import torch
 from rich.console import Console
 from torchvision.utils import save_image
 
+from img2img.atomic import next_free_folder
 from img2img.config import build_config
 from img2img.data.io import list_images, load_image, pil_to_tensor
 from img2img.data.synthetic import make_paired
@@ -26,17 +27,10 @@ class DemoResult:
     comparison: Path
 
 
-def _fresh_folder(base: Path) -> Path:
-    candidate, n = base, 2
-    while candidate.exists() and any(candidate.iterdir()):
-        candidate, n = Path(f"{base}-{n}"), n + 1
-    return candidate
-
-
 def run_demo(out: str | Path, steps: int = 1000, device: str = "auto", size: int = 64,
              console: Console | None = None) -> DemoResult:
     console = console or Console(stderr=True)
-    root = _fresh_folder(Path(out))
+    root = next_free_folder(out, empty_counts_as_free=True)
     train_dir = make_paired(root / "data" / "train", count=32, size=size, seed=0)
     test_dir = make_paired(root / "data" / "test", count=6, size=size, seed=1)
     inputs = root / "data" / "test_inputs"
