@@ -12,7 +12,7 @@ from torch.nn.utils import parametrize
 from img2img.errors import UserError
 from img2img.nets import (build_discriminator, build_generator, generator_stride, init_weights, parse_generator_name,
                           resolve_generator_name)
-from img2img.nets.layers import NORMS, for_inference
+from img2img.nets.layers import NORMS, InstanceNorm2d, for_inference
 
 
 def gen(name: str, ngf: int = 4, norm: str = "instance", dropout: bool = False, cond: int = 0, in_ch: int = 3, out_ch: int = 3):
@@ -112,7 +112,7 @@ def test_spectral_norm_puts_parametrizations_on_every_conv():
 
 @pytest.mark.parametrize("norm", NORMS)
 def test_norm_choices(norm):
-    expected = {"instance": nn.InstanceNorm2d, "batch": nn.BatchNorm2d, "none": None}[norm]
+    expected = {"instance": InstanceNorm2d, "batch": nn.BatchNorm2d, "none": None}[norm]
     for net in (gen("resnet_6", norm=norm), gen("unet_32", norm=norm), disc(norm=norm)):
         kinds = {type(m) for m in net.modules() if isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d))}
         assert kinds == ({expected} if expected else set())

@@ -12,10 +12,31 @@ from torch.nn.utils import parametrize
 NORMS = ("instance", "batch", "none")
 
 
+def instance_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+                  eps: float = 1e-5) -> torch.Tensor:
+    """Per-image, per-channel normalisation, computed as GroupNorm with one group per channel.
+
+    The same arithmetic as F.instance_norm, which reshapes to (1, B*C, H, W): that copies a
+    channels-last tensor twice per layer (40% of a bf16 ResNet-9 forward on a 2-core AMX CPU), and
+    on CPU torch 2.15 its backward returns wrong input gradients for channels-last tensors at batch
+    1. group_norm works on channels-last and bf16 tensors directly, with correct gradients.
+    """
+    return F.group_norm(x, x.shape[1], weight, bias, eps)
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """nn.InstanceNorm2d (same settings, state dict and repr) computed by instance_norm above."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.track_running_stats:
+            return super().forward(x)
+        return instance_norm(x, self.weight, self.bias, self.eps)
+
+
 def norm_layer(kind: str, channels: int) -> nn.Module:
     """InstanceNorm without affine/running stats and BatchNorm with both, as in the CycleGAN/pix2pix code."""
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if kind == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     if kind == "none":
@@ -73,7 +94,15 @@ class PerImageNorm(nn.Module):
         self.weight, self.bias, self.eps = bn.weight, bn.bias, bn.eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        return instance_norm(x, self.weight, self.bias, self.eps)
+
+
+def for_fast_inference(net: nn.Module, dtype: torch.dtype | None = None) -> nn.Module:
+    """An inference net (from for_inference) moved in place to channels-last and, given dtype, every
+    parameter and buffer to that dtype (no autocast casts of the weights at each call). Outputs
+    equal the original's up to the dtype's rounding."""
+    net = net.to(memory_format=torch.channels_last)
+    return net.to(dtype) if dtype is not None else net
 
 
 TEST_TIME_NORMS = ("running", "per_image")
