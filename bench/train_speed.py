@@ -1,6 +1,6 @@
 """Training speed of CycleGAN: plain fp32 eager (the reference way) vs an optimized configuration.
 
-    python bench/train_speed.py [--device cpu|cuda] [--size 256] [--batch 1] [--precision bf16] [--compile]
+    python bench/train_speed.py [--device cpu|cuda] [--size 256] [--batch 1] [--precision auto] [--compile]
 
 Synthetic batches (no data loading) through the real CycleGAN method: two ResNet-9 generators, two
 PatchGANs, LSGAN + cycle + identity losses, Adam. Prints image pairs/s, achieved TFLOP/s (counted on
@@ -17,11 +17,16 @@ from speed_common import flops_of, peak_memory_gib, reset_peak, timed
 from img2img.config import build_config
 from img2img.device import amp_dtype, resolve_device, resolve_precision
 from img2img.methods import get_method
+from img2img.train.loop import generator_step_gflop
+
+
+def cyclegan_config(size: int, batch: int):
+    return build_config(get_method("cyclegan"), overrides={"data.a": "-", "data.b": "-", "data.image_size": size,
+                                                           "train.batch_size": batch, "train.steps": 1})
 
 
 def make(device: torch.device, size: int, batch: int, precision: str, channels_last: bool, compile_: bool):
-    cfg = build_config(get_method("cyclegan"), overrides={"data.a": "-", "data.b": "-", "data.image_size": size,
-                                                          "train.batch_size": batch, "train.steps": 1})
+    cfg = cyclegan_config(size, batch)
     torch.manual_seed(0)
     method = get_method("cyclegan")(cfg, device, amp_dtype(precision))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -47,7 +52,7 @@ def main() -> None:
     device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    precision = resolve_precision(args.precision, device)
+    precision = resolve_precision(args.precision, device, step_gflop=generator_step_gflop(cyclegan_config(args.size, args.batch)))
     results = []
     for label, prec, cl, comp in (("fp32 eager (baseline)", "fp32", False, False),
                                   (f"{precision}{' channels-last' if args.channels_last else ''}{' compiled' if args.compile else ''}",

@@ -4,21 +4,22 @@
 
 Synthetic input and a randomly initialised ResNet-9 generator (ngf 64, as CycleGAN ships it);
 --model RUN/model.pt times a trained one instead. The optimized path is what `img2img translate`
-does: precision auto (bf16 on GPUs and on CPUs with native bf16), channels-last, inference mode,
-plus torch.compile with --compile. Prints images/s, achieved TFLOP/s, peak memory and the speed-up.
+does (translate.translator.InferenceGenerator): precision auto (bf16 on GPUs and on CPUs with native
+bf16, held in the weights rather than autocast), channels-last, instance norms as per-channel group
+norms, plus torch.compile with --compile. Prints images/s, achieved TFLOP/s, peak memory and the speed-up.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 import torch
 
 from speed_common import flops_of, peak_memory_gib, reset_peak, timed
-from img2img.device import amp_dtype, resolve_device, resolve_precision
+from img2img.device import resolve_device, resolve_precision
 from img2img.modelfile import load_model
 from img2img.nets import build_generator, init_weights
+from img2img.translate.translator import InferenceGenerator
 
 
 def main() -> None:
@@ -30,6 +31,7 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--generator", default="resnet_9")
     p.add_argument("--model", default=None, help="time this model file's first generator instead")
+    p.add_argument("--precision", default="auto", help="of the optimized path (auto = img2img translate's default)")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="the device's practical peak, to print the fraction reached (H100 bf16: ~700)")
     args = p.parse_args()
@@ -46,23 +48,16 @@ def main() -> None:
     x = torch.rand(args.batch, 3, h, w, device=device) * 2 - 1
     flops = flops_of(lambda: net(x[:1])) * args.batch
 
-    def run(model, inp, dtype):
-        with torch.inference_mode(), (torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()):
-            return model(inp)
-
     rows = []
     reset_peak(device)
     with torch.no_grad():
         base = timed(lambda: net(x), device, warmup=1, iters=args.iters)
     rows.append(("fp32 eager (baseline)", base, peak_memory_gib(device)))
 
-    precision = resolve_precision("auto", device, inference=True)
-    fast = net.to(memory_format=torch.channels_last)
-    if args.compile:
-        fast = torch.compile(fast)
-    xc = x.contiguous(memory_format=torch.channels_last)
+    precision = resolve_precision(args.precision, device, inference=True)
+    fast = InferenceGenerator(net, precision, device, compile=args.compile)
     reset_peak(device)
-    opt = timed(lambda: run(fast, xc, amp_dtype(precision)), device, warmup=2, iters=args.iters)
+    opt = timed(lambda: fast(x), device, warmup=2, iters=args.iters)
     rows.append((f"{precision} channels-last{' compiled' if args.compile else ''} (img2img)", opt, peak_memory_gib(device)))
 
     print(f"device {device}, input {w}x{h}, batch {args.batch}, {flops / args.batch / 1e9:.1f} GFLOP per image")

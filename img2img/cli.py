@@ -205,6 +205,9 @@ def translate(
     batch_size: int = typer.Option(8, "--batch-size", help="images translated together (same-sized images are batched)"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:<i>"),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPUs and on CPUs with native bf16, else fp32), fp32, bf16 or fp16 (GPU)"),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the generator: worth it on a GPU for many "
+                                 "same-sized images or long videos (the first batch waits for compilation); falls back "
+                                 "to eager where it cannot compile"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs (never inputs); default: skip them"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     frames_dir: Optional[Path] = typer.Option(None, "--frames-dir", help="videos: write frames as DIR/000001.png ... "
@@ -239,9 +242,9 @@ def translate(
 
         if direction is not None:
             raise UserError("--to (StarGAN domains) and --direction (two-way models) do not go together")
-        targets = domain_translators(load_model(model), to, device=device, precision=precision)
+        targets = domain_translators(load_model(model), to, device=device, precision=precision, compile=compile)
     else:
-        targets = [("", Translator(model, direction=direction, device=device, precision=precision))]
+        targets = [("", Translator(model, direction=direction, device=device, precision=precision, compile=compile))]
     plans = [(translator, plan_jobs(inputs, output, name_suffix=suffix)) for suffix, translator in targets]
     # videos go their own way (video.py); --size wraps the image translator; --shard/torchrun take a share
     video_plans = [(t, [j for j in js if is_video_path(j.source)]) for t, js in plans]

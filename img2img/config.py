@@ -75,7 +75,7 @@ class TrainConfig:
     decay_start: float = option(0.5, "fraction of the run after which the linear decay starts")
     seed: int = option(0, "random seed (weights, data order, augmentation)")
     device: str = option("auto", "auto, cpu, cuda or cuda:<i>")
-    precision: str = option("auto", "autocast precision: auto = bf16 on GPUs that support it, else fp16 with loss scaling on GPUs, fp32 on CPUs", ("auto", "fp32", "bf16", "fp16"))
+    precision: str = option("auto", "autocast precision: auto = bf16 on GPUs that support it, else fp16 with loss scaling; on CPUs with native bf16 (AMX/AVX512-BF16) bf16 for big enough nets and images (where it is faster), else fp32", ("auto", "fp32", "bf16", "fp16"))
     channels_last: bool = option(False, "channels-last memory layout for nets and batches (faster bf16/fp16 convolutions on GPUs; off by default: on CPU, torch 2.15's InstanceNorm backward at batch 1 gave wrong gradients in this layout)")
     compile: bool = option(False, "torch.compile the networks (falls back to eager where compilation fails)")
     ema: float = option(0.0, "keep an exponential moving average of the generator weights with this decay (e.g. 0.999) and ship it in model.pt; 0 = off")

@@ -39,14 +39,23 @@ def _cpu_has_fast_bf16() -> bool:
         return False
 
 
-def resolve_precision(precision: str, device: torch.device, inference: bool = False) -> str:
+# CPU training switches to bf16 above this much generator work per step (GFLOP of the generator's
+# forward on one batch; bf16 costs casts that only pay off on big convolutions). Measured on a 2-core
+# AMX Xeon, fp32 step time / bf16 step time: unet_64 at 64 px 0.74 GFLOP 0.80x, unet_128 3.0 GFLOP
+# 0.92x, pix2pix 64 px batch 8 5.9 GFLOP 1.19x, resnet_9 at 64 px 6.2 GFLOP 1.62x, unet_256 12.1 GFLOP
+# 1.38x, pix2pix 128 px batch 4 12.0 GFLOP 1.23x, resnet_9 at 128 px 24.8 GFLOP 2.42x, resnet_9 at
+# 256 px 99 GFLOP 2.28x (CycleGAN), the tiny nets of the tests 0.03 GFLOP 0.65x.
+CPU_BF16_MIN_STEP_GFLOP = 5.0
+
+
+def resolve_precision(precision: str, device: torch.device, inference: bool = False,
+                      step_gflop: float | None = None) -> str:
     """'auto' becomes the fastest precision that is safe on the device.
 
     GPUs: bf16 where supported (no loss scaling needed), else fp16 (with a GradScaler in training).
-    CPUs: for inference, bf16 where the CPU has native bf16 (AVX512-BF16/AMX): 2.2x over fp32 on
-    a 2-core AMX Xeon (bench/translate_speed.py). For training fp32 for now: --precision bf16 gave
-    2.2x for CycleGAN at 256 px there (bench/train_speed.py) but no gain for pix2pix at 128 px, and
-    the CPU default has not yet been re-validated against the whole test suite in bf16.
+    CPUs with native bf16 (AVX512-BF16/AMX): bf16 for inference (bench/translate_speed.py: over 4x
+    fp32 on a 2-core AMX Xeon, bf16 weights), and for training when the generator's work per step
+    (step_gflop) is at least CPU_BF16_MIN_STEP_GFLOP; fp32 otherwise and on other CPUs.
     """
     if precision != "auto":
         if precision not in PRECISIONS:
@@ -56,4 +65,21 @@ def resolve_precision(precision: str, device: torch.device, inference: bool = Fa
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if inference and _cpu_has_fast_bf16() else "fp32"
+    if not _cpu_has_fast_bf16():
+        return "fp32"
+    if inference:
+        return "bf16"
+    return "bf16" if step_gflop is not None and step_gflop >= CPU_BF16_MIN_STEP_GFLOP else "fp32"
+
+
+def compile_in_place(nets) -> None:
+    """torch.compile each net in place (state_dict keys stay plain); where dynamo cannot compile a
+    piece it falls back to eager instead of failing the run."""
+    import logging
+
+    import torch._dynamo as dynamo
+
+    dynamo.config.suppress_errors = True
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU hosts
+    for net in nets:
+        net.compile()

@@ -46,8 +46,43 @@ def test_fp16_on_cpu_is_a_clear_error(cli, tmp_path, paired_dir):
     assert result.exit_code == 2 and "fp16 needs a GPU" in result.output
 
 
-def test_auto_precision_is_exact_fp32_for_training_on_cpu():
-    from img2img.device import resolve_precision
+def test_auto_precision_on_cpu_follows_native_bf16_and_the_work_per_step(monkeypatch):
+    import img2img.device as device_mod
 
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
-    assert resolve_precision("auto", torch.device("cpu"), inference=True) in ("bf16", "fp32")
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device_mod, "_cpu_has_fast_bf16", lambda: True)
+    assert device_mod.resolve_precision("auto", cpu, step_gflop=0.03) == "fp32"  # tiny nets: casts cost more
+    assert device_mod.resolve_precision("auto", cpu, step_gflop=99.1) == "bf16"
+    assert device_mod.resolve_precision("auto", cpu) == "fp32"
+    assert device_mod.resolve_precision("auto", cpu, inference=True) == "bf16"
+    assert device_mod.resolve_precision("fp32", cpu, step_gflop=99.1) == "fp32"
+    monkeypatch.setattr(device_mod, "_cpu_has_fast_bf16", lambda: False)
+    assert device_mod.resolve_precision("auto", cpu, step_gflop=99.1) == "fp32"
+    assert device_mod.resolve_precision("auto", cpu, inference=True) == "fp32"
+
+
+def test_generator_work_per_step_is_counted_from_the_settings():
+    from img2img.config import build_config
+    from img2img.methods import get_method
+    from img2img.train.loop import generator_step_gflop
+
+    def cfg(method, size, batch, **extra):
+        data = {"data.data": "-"} if method == "pix2pix" else {"data.a": "-", "data.b": "-"}
+        return build_config(get_method(method), overrides={**data, "data.image_size": size, "train.batch_size": batch, **extra})
+
+    # the figure: one ResNet-9 (ngf 64) forward at 256x256 is about 99 GFLOP
+    assert abs(generator_step_gflop(cfg("cyclegan", 256, 1)) - 99.1) < 0.5
+    assert abs(generator_step_gflop(cfg("cyclegan", 256, 4)) - 4 * 99.1) < 2
+    assert abs(generator_step_gflop(cfg("cyclegan", 256, 4), world=2) - 2 * 99.1) < 1
+    assert generator_step_gflop(cfg("pix2pix", 64, 1)) < 5 < generator_step_gflop(cfg("pix2pix", 256, 1))
+    assert generator_step_gflop(cfg("cyclegan", 32, 1, **{"net.ngf": 8})) < 0.1
+
+
+def test_the_chosen_precision_is_logged(cli, tmp_path, paired_dir):
+    import json
+
+    run = tmp_path / "run"
+    result = cli(["train", "pix2pix", "--data", paired_dir, "--steps", 1, "--out", run, *TINY_FLAGS])
+    assert result.exit_code == 0, result.output
+    start = json.loads((run / "log.jsonl").read_text().splitlines()[0])
+    assert start["event"] == "start" and start["precision"] == "fp32"

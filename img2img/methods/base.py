@@ -26,6 +26,13 @@ def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
         net.requires_grad_(flag)
 
 
+def generator_arch(cfg: RunConfig, cond_channels: int = 0) -> dict:
+    """The arch dict of the generator a run's settings describe."""
+    n, d = cfg.net, cfg.data
+    return {"name": resolve_generator_name(n.generator, d.image_size), "in_channels": d.channels,
+            "out_channels": d.channels, "ngf": n.ngf, "norm": n.norm, "dropout": n.dropout, "cond_channels": cond_channels}
+
+
 class Method:
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -47,9 +54,7 @@ class Method:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def generator_arch(self, cond_channels: int = 0) -> dict:
-        n, d = self.cfg.net, self.cfg.data
-        return {"name": n.generator, "in_channels": d.channels, "out_channels": d.channels, "ngf": n.ngf,
-                "norm": n.norm, "dropout": n.dropout, "cond_channels": cond_channels}
+        return generator_arch(self.cfg, cond_channels)
 
     def discriminator_arch(self, in_channels: int, n_classes: int = 0) -> dict:
         n = self.cfg.net

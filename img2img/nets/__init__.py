@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import re
 
+import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from img2img.errors import UserError
 from img2img.nets.layers import NORMS, init_weights
@@ -57,11 +59,22 @@ def build_generator(arch: dict) -> nn.Module:
     return UnetGenerator(n_down=n, **common)
 
 
+def generator_gflop(arch: dict, height: int, width: int | None = None) -> float:
+    """GFLOP of one generator forward on one image (counted on meta tensors: nothing is computed)."""
+    with torch.device("meta"):
+        net = build_generator(arch)
+        x = torch.empty(1, arch["in_channels"], height, width or height)
+        cond = torch.empty(1, arch["cond_channels"]) if arch.get("cond_channels") else None
+    with FlopCounterMode(display=False) as counter:
+        net(x, cond) if cond is not None else net(x)
+    return counter.get_total_flops() / 1e9
+
+
 def build_discriminator(arch: dict) -> nn.Module:
     return PatchDiscriminator(in_channels=arch["in_channels"], ndf=arch["ndf"], n_layers=arch["n_layers"],
                               norm=arch["norm"], spectral_norm=arch.get("spectral_norm", False),
                               n_classes=arch.get("n_classes", 0))
 
 
-__all__ = ["build_generator", "build_discriminator", "init_weights", "generator_stride",
+__all__ = ["build_generator", "build_discriminator", "init_weights", "generator_stride", "generator_gflop",
            "parse_generator_name", "resolve_generator_name", "GENERATOR_FORMS"]

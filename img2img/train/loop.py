@@ -28,9 +28,11 @@ from torchvision.utils import save_image
 from img2img import config as config_mod
 from img2img.config import RunConfig
 from img2img.data.datasets import StepBatchSampler, build_dataset
-from img2img.device import amp_dtype, resolve_device, resolve_precision
+from img2img.device import amp_dtype, compile_in_place, resolve_device, resolve_precision
 from img2img.errors import UserError
 from img2img.methods import get_method
+from img2img.methods.base import generator_arch
+from img2img.nets import generator_gflop
 from img2img.modelfile import save_model
 from img2img.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from img2img.train.distributed import DistInfo, any_rank, average_gradients_before_step, broadcast_parameters, init_distributed
@@ -91,6 +93,11 @@ def resume_config(out_dir: str | Path, overrides: dict) -> RunConfig:
     return cfg
 
 
+def generator_step_gflop(cfg: RunConfig, world: int = 1) -> float:
+    """Generator GFLOP per training step in one process: the work that decides whether CPU bf16 pays."""
+    return generator_gflop(generator_arch(cfg), cfg.data.image_size) * max(1, cfg.train.batch_size // world)
+
+
 def _preview_grid(columns: list[torch.Tensor], path: Path) -> None:
     """Rows are images, columns are the method's views (input, output, target/reconstruction...)."""
     rows = torch.stack([torch.stack([c[i].float().cpu() for c in columns]) for i in range(columns[0].shape[0])])
@@ -124,7 +131,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_aft
         torch.cuda.set_device(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    precision = resolve_precision(cfg.train.precision, device)
+    precision = resolve_precision(cfg.train.precision, device, step_gflop=generator_step_gflop(cfg, dist_info.world))
     method_cls = get_method(cfg.method)
     dataset = build_dataset(method_cls.dataset_kind, cfg.data, cfg.method)
     n_b = getattr(dataset, "n_b", 0)
@@ -168,12 +175,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_aft
         if not resume:  # different dropout / pool draws per replica, like independent workers
             torch.manual_seed(cfg.train.seed + 1_000 * dist_info.rank)
     if cfg.train.compile:
-        # Compile in place (state_dict keys stay plain); dynamo falls back to eager where it cannot compile.
-        import torch._dynamo as dynamo
-
-        dynamo.config.suppress_errors = True
-        for net in method.nets().values():
-            net.compile()
+        compile_in_place(method.nets().values())
     if start >= total:
         console.print(f"[yellow]{out} has already trained {start} of {total} steps; nothing to do[/]")
         return TrainResult(out, start, total, False, 0.0)
@@ -226,8 +228,10 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_aft
     with stop.installed(), open(out / LOG_FILE if main else os.devnull, "a", encoding="utf-8") as log, \
             Progress(*columns, console=console, disable=not (progress and main)) as bar:
         task = bar.add_task("train", total=total, completed=start, info="")
+        if progress and main:
+            console.print(f"[dim]device {device}, precision {precision}[/]")
         log.write(json.dumps({"event": "resume" if resume else "start", "step": start, "total_steps": total,
-                              "device": str(device), "time": time.time()}) + "\n")
+                              "device": str(device), "precision": precision, "time": time.time()}) + "\n")
         data_iter = iter(loader)
         while step < end:
             batch = _to_device(next(data_iter), device, cfg.train.channels_last)

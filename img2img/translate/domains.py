@@ -49,8 +49,8 @@ class AttributeTranslator(Translator):
     """Sets some attributes (settings: {index: 0/1}) or flips one (toggle), keeping the rest as classified."""
 
     def __init__(self, model: ModelFile, settings: dict[int, float] | None = None, toggle: int | None = None,
-                 device: str = "auto", precision: str = "auto"):
-        super().__init__(model, direction="attributes", device=device, precision=precision)
+                 device: str = "auto", precision: str = "auto", compile: bool = False):
+        super().__init__(model, direction="attributes", device=device, precision=precision, compile=compile)
         self.classifier = load_classifier(self.model, self.device)
         self.classifier_size = int(self.model.data["classifier"]["image_size"])
         self.settings, self.toggle = dict(settings or {}), toggle
@@ -82,7 +82,8 @@ def _attribute_settings(text: str, attrs: list[str]) -> dict[int, float]:
     return settings
 
 
-def domain_translators(model: ModelFile, to: str, device: str = "auto", precision: str = "auto") -> list[tuple[str, Translator]]:
+def domain_translators(model: ModelFile, to: str, device: str = "auto", precision: str = "auto",
+                       compile: bool = False) -> list[tuple[str, Translator]]:
     """[(output name suffix, translator)] for a --to value; one generator is shared by all of them."""
     domains = list(model.data.get("domains") or [])
     if not domains:
@@ -91,18 +92,18 @@ def domain_translators(model: ModelFile, to: str, device: str = "auto", precisio
     to = to.strip()
     if "attributes" in model.directions:  # multi-label
         if to == "all":
-            base = AttributeTranslator(model, device=device, precision=precision)
+            base = AttributeTranslator(model, device=device, precision=precision, compile=compile)
             out = []
             for k, name in enumerate(domains):
                 t = copy.copy(base)
                 t.settings, t.toggle, t.direction = {}, k, f"flip {name}"
                 out.append((f"_{name}", t))
             return out
-        t = AttributeTranslator(model, settings=_attribute_settings(to, domains), device=device, precision=precision)
+        t = AttributeTranslator(model, settings=_attribute_settings(to, domains), device=device, precision=precision, compile=compile)
         t.direction = f"set {to}"
         return [("", t)]
     if to == "all":
-        base = Translator(model, direction=f"to:{domains[0]}", device=device, precision=precision)
+        base = Translator(model, direction=f"to:{domains[0]}", device=device, precision=precision, compile=compile)
         out = []
         for name in domains:
             t = copy.copy(base)
@@ -112,4 +113,4 @@ def domain_translators(model: ModelFile, to: str, device: str = "auto", precisio
         return out
     if to not in domains:
         raise UserError(f"--to: unknown domain {to!r}; this model's domains: {', '.join(domains)} (or --to all)")
-    return [("", Translator(model, direction=f"to:{to}", device=device, precision=precision))]
+    return [("", Translator(model, direction=f"to:{to}", device=device, precision=precision, compile=compile))]
