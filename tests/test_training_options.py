@@ -86,3 +86,29 @@ def test_the_chosen_precision_is_logged(cli, tmp_path, paired_dir):
     assert result.exit_code == 0, result.output
     start = json.loads((run / "log.jsonl").read_text().splitlines()[0])
     assert start["event"] == "start" and start["precision"] == "fp32"
+
+
+def test_fp16_loss_scaling_trains_and_resumes_exactly(cli, tmp_path, unpaired_dirs, monkeypatch):
+    """The GPU fp16 path (autocast fp16 + GradScaler, its state in the checkpoint), run on the CPU."""
+    import img2img.train.loop as loop
+    from test_resume import assert_identical, load
+
+    monkeypatch.setattr(loop, "resolve_precision", lambda *args, **kwargs: "fp16")
+    data = ["--a", unpaired_dirs[0], "--b", unpaired_dirs[1]]
+    a, b = tmp_path / "A", tmp_path / "B"
+    # 8 steps: the scale starts at 2**16 and halves at each step whose gradients overflow in fp16,
+    # which skips that update; here it settles by step 6, so the resumed half makes real updates.
+    for args in (["--steps", 8, "--out", a], ["--steps", 8, "--stop-after", 4, "--out", b]):
+        result = cli(["train", "cyclegan", *data, *args, *TINY_FLAGS])
+        assert result.exit_code == 0, result.output
+    halfway = load(b / "checkpoint.pt")
+    result = cli(["train", "cyclegan", "--resume", "--out", b, "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    ca, cb = load(a / "checkpoint.pt"), load(b / "checkpoint.pt")
+    assert ca["step"] == cb["step"] == 8
+    assert "scaler" in ca and ca["scaler"] == cb["scaler"] and ca["scaler"]["scale"] > 0
+    assert_identical(ca["method"]["nets"], cb["method"]["nets"], "fp16 nets")
+    # the scaler let real updates through after the resume (it skips steps whose gradients overflow)
+    moved = [k for k, v in cb["method"]["nets"]["G_AB"].items() if not torch.equal(v, halfway["method"]["nets"]["G_AB"][k])]
+    assert moved
+    assert all(torch.isfinite(t).all() for t in load(a / "model.pt")["generators"]["G_AB"]["state_dict"].values())
