@@ -43,3 +43,14 @@ def peak_memory_gib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def print_comparison(rows: list[tuple[str, float, float]], items: int, unit: str, flops: float, peak_tflops: float) -> None:
+    """rows: (label, seconds per call, peak memory GiB), the baseline first; items per call in `unit`;
+    flops per call. Prints throughput, achieved TFLOP/s (and the fraction of peak_tflops when given),
+    memory, and the last row's speed-up over the first."""
+    for label, sec, mem in rows:
+        tflops = flops / sec / 1e12
+        frac = f", {100 * tflops / peak_tflops:.1f}% of peak" if peak_tflops else ""
+        print(f"  {label:40s} {items / sec:9.3f} {unit}  {tflops:7.3f} TFLOP/s{frac}  peak mem {mem:.2f} GiB")
+    print(f"  speed-up: {rows[0][1] / rows[-1][1]:.2f}x")

@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from speed_common import flops_of, peak_memory_gib, reset_peak, timed
+from speed_common import flops_of, peak_memory_gib, print_comparison, reset_peak, timed
 from img2img.config import build_config
 from img2img.device import amp_dtype, resolve_device, resolve_precision
 from img2img.methods import get_method
@@ -53,7 +53,7 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     precision = resolve_precision(args.precision, device, step_gflop=generator_step_gflop(cyclegan_config(args.size, args.batch)))
-    results = []
+    results, base_flops = [], 0
     for label, prec, cl, comp in (("fp32 eager (baseline)", "fp32", False, False),
                                   (f"{precision}{' channels-last' if args.channels_last else ''}{' compiled' if args.compile else ''}",
                                    precision, args.channels_last, args.compile)):
@@ -69,15 +69,10 @@ def main() -> None:
         flops = flops_of(one) if not comp else None
         reset_peak(device)
         sec = timed(one, device, warmup=2 if comp else 1, iters=args.iters)
-        results.append((label, sec, flops, peak_memory_gib(device)))
-    base_flops = results[0][2]
+        results.append((label, sec, peak_memory_gib(device)))
+        base_flops = base_flops or flops
     print(f"device {device}, CycleGAN {args.size}x{args.size}, batch {args.batch}, {base_flops / 1e12:.2f} TFLOP per step")
-    for label, sec, flops, mem in results:
-        pairs = args.batch / sec
-        tflops = base_flops / sec / 1e12
-        frac = f", {100 * tflops / args.peak_tflops:.1f}% of peak" if args.peak_tflops else ""
-        print(f"  {label:40s} {pairs:8.3f} image pairs/s  {tflops:7.3f} TFLOP/s{frac}  peak mem {mem:.2f} GiB")
-    print(f"  speed-up: {results[0][1] / results[1][1]:.2f}x")
+    print_comparison(results, args.batch, "image pairs/s", base_flops, args.peak_tflops)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from speed_common import flops_of, peak_memory_gib, reset_peak, timed
+from speed_common import flops_of, peak_memory_gib, print_comparison, reset_peak, timed
 from img2img.device import resolve_device, resolve_precision
 from img2img.modelfile import load_model
 from img2img.nets import build_generator, init_weights
@@ -61,12 +61,7 @@ def main() -> None:
     rows.append((f"{precision} channels-last{' compiled' if args.compile else ''} (img2img)", opt, peak_memory_gib(device)))
 
     print(f"device {device}, input {w}x{h}, batch {args.batch}, {flops / args.batch / 1e9:.1f} GFLOP per image")
-    for label, sec, mem in rows:
-        ips = args.batch / sec
-        tflops = flops / sec / 1e12
-        frac = f", {100 * tflops / args.peak_tflops:.1f}% of peak" if args.peak_tflops else ""
-        print(f"  {label:40s} {ips:9.2f} images/s  {tflops:7.3f} TFLOP/s{frac}  peak mem {mem:.2f} GiB")
-    print(f"  speed-up: {base / opt:.2f}x")
+    print_comparison(rows, args.batch, "images/s", flops, args.peak_tflops)
 
 
 if __name__ == "__main__":
