@@ -76,7 +76,7 @@ class TrainConfig:
     seed: int = option(0, "random seed (weights, data order, augmentation)")
     device: str = option("auto", "auto, cpu, cuda or cuda:<i>")
     precision: str = option("auto", "autocast precision: auto = bf16 on GPUs that support it, else fp16 with loss scaling; on CPUs with native bf16 (AMX/AVX512-BF16) bf16 for big enough nets and images (where it is faster), else fp32", ("auto", "fp32", "bf16", "fp16"))
-    channels_last: bool = option(False, "channels-last memory layout for nets and batches (faster bf16/fp16 convolutions on GPUs; off by default: on CPU, torch 2.15's InstanceNorm backward at batch 1 gave wrong gradients in this layout)")
+    channels_last: bool = option(False, "channels-last memory layout for nets and batches (meant for bf16/fp16 convolutions on GPUs; off by default: it made CPU training slower)")
     compile: bool = option(False, "torch.compile the networks (falls back to eager where compilation fails)")
     ema: float = option(0.0, "keep an exponential moving average of the generator weights with this decay (e.g. 0.999) and ship it in model.pt; 0 = off")
     workers: int = option(-1, "data-loading worker processes; -1 = auto (0 on CPU)")

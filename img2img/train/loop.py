@@ -32,8 +32,8 @@ from img2img.device import amp_dtype, compile_in_place, resolve_device, resolve_
 from img2img.errors import UserError
 from img2img.methods import get_method
 from img2img.methods.base import generator_arch
-from img2img.nets import generator_gflop
 from img2img.modelfile import save_model
+from img2img.nets import generator_gflop
 from img2img.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from img2img.train.distributed import DistInfo, any_rank, average_gradients_before_step, broadcast_parameters, init_distributed
 from img2img.train.ema import GeneratorEMA

@@ -41,8 +41,8 @@ class InferenceGenerator:
     """A generator in the fastest safe form for a precision: called on fp32 NCHW input, returns fp32.
 
     bf16 has fp32's range, so the whole net holds bf16 weights and activations: no autocast casts of
-    the weights at every call (2.9x faster than autocast on a 2-core AMX CPU, the same outputs to
-    the last bit there). fp16 stays under autocast, which keeps overflow-prone ops in fp32.
+    the weights at every call (2.9x faster than autocast on a 2-core AMX CPU, with the same
+    differences from fp32 there). fp16 stays under autocast, which keeps overflow-prone ops in fp32.
     Channels-last lets oneDNN / cuDNN pick their fast convolution kernels. compile=True wraps the
     net in torch.compile; dynamo falls back to eager where it cannot compile.
     """
