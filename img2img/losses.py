@@ -64,3 +64,25 @@ class AdversarialLoss:
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean absolute error: pix2pix's L1 term, CycleGAN's cycle and identity terms."""
     return F.l1_loss(x.float(), y.float())
+
+
+def patch_nce(query: torch.Tensor, key: torch.Tensor, batch_size: int, temperature: float = 0.07) -> torch.Tensor:
+    """PatchNCE (Park et al. 2020, CUT): each output patch must pick its own input patch out of the others.
+
+    query, key: (batch_size * P, D) L2-normalised embeddings of the same P patch positions of each image
+    (query from the translated image, key from the input). For patch i the positive is key i; the negatives
+    are the other P - 1 patches of the same image (CUT's default: no negatives from other images of the
+    batch). Loss per patch = cross-entropy of [q.k+, q.k-_1, ...] / temperature with the positive as class 0;
+    returned as the mean over patches. The key side is detached, as in the reference: gradients reach the
+    generator through the query only (and through the key's MLP head only via the query's path).
+    """
+    query, key = query.float(), key.detach().float()
+    n, dim = query.shape
+    positives = (query * key).sum(dim=1, keepdim=True)  # (N, 1)
+    q, k = query.view(batch_size, -1, dim), key.view(batch_size, -1, dim)
+    p = q.shape[1]
+    negatives = torch.bmm(q, k.transpose(1, 2))  # (B, P, P): patch i against every patch j of its image
+    # The diagonal is the positive pair; mask it out of the negatives (exp(-10 / 0.07) is 0 in fp32).
+    negatives = negatives.masked_fill(torch.eye(p, dtype=torch.bool, device=q.device)[None], -10.0).view(n, p)
+    logits = torch.cat([positives, negatives], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(n, dtype=torch.long, device=query.device))

@@ -31,3 +31,5 @@ from img2img.methods import pix2pix  # noqa: E402,F401
 from img2img.methods import cyclegan  # noqa: E402,F401
 from img2img.methods import distancegan  # noqa: E402,F401
 from img2img.methods import stargan  # noqa: E402,F401
+from img2img.methods import cut  # noqa: E402,F401
+from img2img.methods import fastcut  # noqa: E402,F401
