@@ -58,6 +58,8 @@ class NetConfig:
     init: str = option("normal", "weight initialisation", ("normal", "xavier", "kaiming", "orthogonal"))
     init_gain: float = option(0.02, "scale of the initial weights")
     spectral_norm: bool = option(False, "spectral normalisation on every discriminator layer")
+    attention_res: int = option(0, "SAGAN self-attention block in the generator and the discriminator where their feature maps are this many pixels on a side at --image-size (image_size/2 or /4 fit every net; e.g. 16 at 64 px); 0 = none")
+    minibatch_std: bool = option(False, "minibatch standard-deviation feature (ProGAN) as an extra channel before the discriminator's last layer (needs batch size 2 or more to see anything)")
 
 
 @dataclass
@@ -78,6 +80,9 @@ class TrainConfig:
     precision: str = option("auto", "autocast precision: auto = bf16 on GPUs that support it, else fp16 with loss scaling; on CPUs with native bf16 (AMX/AVX512-BF16) bf16 for big enough nets and images (where it is faster), else fp32", ("auto", "fp32", "bf16", "fp16"))
     channels_last: bool = option(False, "channels-last memory layout for nets and batches (meant for bf16/fp16 convolutions on GPUs; off by default: it made CPU training slower)")
     compile: bool = option(False, "torch.compile the networks (falls back to eager where compilation fails)")
+    instance_noise: float = option(0.0, "instance noise: std of Gaussian noise added to every discriminator input (real and generated, images in [-1, 1]) at step 0, falling linearly to 0 at train.instance_noise_steps; 0 = off")
+    instance_noise_steps: int = option(0, "step at which the instance noise has fallen to 0; 0 = the end of the run (train.steps; needed when training by epochs)")
+    diffaugment: str = option("", "DiffAugment: comma-separated transforms applied to real and generated images alike before the discriminator, with gradients to the generator: color, translation, cutout (e.g. color,translation,cutout); empty = off")
     ema: float = option(0.0, "keep an exponential moving average of the generator weights with this decay (e.g. 0.999) and ship it in model.pt; 0 = off")
     workers: int = option(-1, "data-loading worker processes; -1 = auto (0 on CPU)")
     sample_every: int = option(500, "write a sample grid every N steps (0 = only at the end)")
@@ -260,3 +265,30 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"train.ema must be 0 (off) or between 0 and 1, got {t.ema}")
     if t.lr <= 0 or t.lr_d < 0:
         raise UserError("learning rates must be positive")
+    validate_stabilisers(cfg)
+
+
+def validate_stabilisers(cfg: RunConfig) -> None:
+    t, n, size = cfg.train, cfg.net, cfg.data.image_size
+    if t.instance_noise < 0 or t.instance_noise_steps < 0:
+        raise UserError("train.instance_noise and train.instance_noise_steps must be 0 or more")
+    if t.instance_noise > 0 and not (t.instance_noise_steps or t.steps):
+        raise UserError("instance noise needs a horizon when training by epochs: set train.instance_noise_steps")
+    from img2img.nets.d_inputs import parse_policy
+
+    try:
+        parse_policy(t.diffaugment)
+    except ValueError as exc:
+        raise UserError(f"train.diffaugment: {exc}") from None
+    if n.attention_res < 0:
+        raise UserError(f"net.attention_res must be 0 (off) or a feature-map side in pixels, got {n.attention_res}")
+    if n.attention_res:
+        ratio = size // n.attention_res
+        if size % n.attention_res or ratio & (ratio - 1):
+            raise UserError(f"net.attention_res ({n.attention_res}) must be --image-size ({size}) divided by a power of 2, "
+                            f"e.g. {size // 2} or {size // 4}")
+
+
+def attention_divisor(cfg: RunConfig) -> int:
+    """net.attention_res as the fraction of the input side the nets store (so translate works at any size)."""
+    return cfg.data.image_size // cfg.net.attention_res if cfg.net.attention_res else 0

@@ -10,13 +10,15 @@ nets or updates a method has.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any, ClassVar, Iterable
 
 import torch
 from torch import nn
 
-from img2img.config import RunConfig
+from img2img.config import RunConfig, attention_divisor
 from img2img.nets import build_discriminator, build_generator, init_weights, resolve_generator_name
+from img2img.nets.d_inputs import DiscriminatorInputs
 from img2img.nets.layers import for_inference
 
 
@@ -29,8 +31,11 @@ def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
 def generator_arch(cfg: RunConfig, cond_channels: int = 0) -> dict:
     """The arch dict of the generator a run's settings describe."""
     n, d = cfg.net, cfg.data
-    return {"name": resolve_generator_name(n.generator, d.image_size), "in_channels": d.channels,
+    arch = {"name": resolve_generator_name(n.generator, d.image_size), "in_channels": d.channels,
             "out_channels": d.channels, "ngf": n.ngf, "norm": n.norm, "dropout": n.dropout, "cond_channels": cond_channels}
+    if n.attention_res:  # only when set, so files without the option describe the same nets as before
+        arch["attention"] = attention_divisor(cfg)
+    return arch
 
 
 class Method:
@@ -41,8 +46,24 @@ class Method:
     paper_defaults: ClassVar[dict[str, Any]] = {}
     test_time_norm: ClassVar[str] = "running"
 
+    def __init_subclass__(cls, **kwargs):
+        """Each method's train_step first tells the discriminators' input stage the step (instance noise
+        anneals with it), so neither the methods nor the loop need code for the stabilisers."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("train_step")
+        if own is not None and not getattr(own, "_tells_d_inputs", False):
+            @functools.wraps(own)
+            def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+                self.d_inputs.step = step
+                return own(self, batch, step)
+
+            train_step._tells_d_inputs = True
+            cls.train_step = train_step
+
     def __init__(self, cfg: RunConfig, device: torch.device, amp_dtype: torch.dtype | None = None):
         self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
+        t = cfg.train
+        self.d_inputs = DiscriminatorInputs(t.diffaugment, t.instance_noise, t.instance_noise_steps or t.steps, cfg.data.channels)
         # fp16 needs loss scaling; the loop calls scaler.update() once per step, after all optimizers stepped.
         self.scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
         cfg.net.generator = resolve_generator_name(cfg.net.generator, cfg.data.image_size)
@@ -58,14 +79,22 @@ class Method:
 
     def discriminator_arch(self, in_channels: int, n_classes: int = 0) -> dict:
         n = self.cfg.net
-        return {"in_channels": in_channels, "ndf": n.ndf, "n_layers": n.d_layers, "norm": n.norm,
+        arch = {"in_channels": in_channels, "ndf": n.ndf, "n_layers": n.d_layers, "norm": n.norm,
                 "spectral_norm": n.spectral_norm, "n_classes": n_classes}
+        if n.attention_res:
+            arch["attention"] = attention_divisor(self.cfg)
+        if n.minibatch_std:
+            arch["minibatch_std"] = True
+        return arch
 
     def new_generator(self, arch: dict) -> nn.Module:
         return init_weights(build_generator(arch), self.cfg.net.init, self.cfg.net.init_gain).to(self.device)
 
     def new_discriminator(self, arch: dict) -> nn.Module:
-        return init_weights(build_discriminator(arch), self.cfg.net.init, self.cfg.net.init_gain).to(self.device)
+        net = init_weights(build_discriminator(arch), self.cfg.net.init, self.cfg.net.init_gain).to(self.device)
+        if self.d_inputs.active:  # DiffAugment / instance noise on everything this D judges in training
+            net.input_stage = self.d_inputs
+        return net
 
     def adam(self, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
         t = self.cfg.train

@@ -51,12 +51,16 @@ def build_generator(arch: dict) -> nn.Module:
     """Build (uninitialised) from an arch dict: name, in/out/cond channels, ngf, norm, dropout."""
     family, n = parse_generator_name(arch["name"])
     common = dict(in_channels=arch["in_channels"], out_channels=arch["out_channels"], ngf=arch["ngf"],
-                  norm=arch["norm"], dropout=arch["dropout"], cond_channels=arch.get("cond_channels", 0))
+                  norm=arch["norm"], dropout=arch["dropout"], cond_channels=arch.get("cond_channels", 0),
+                  attention=arch.get("attention", 0))
     if arch["norm"] not in NORMS:
         raise UserError(f"unknown norm {arch['norm']!r}; choose from {', '.join(NORMS)}")
-    if family == "resnet":
-        return ResnetGenerator(n_blocks=n, **common)
-    return UnetGenerator(n_down=n, **common)
+    try:
+        if family == "resnet":
+            return ResnetGenerator(n_blocks=n, **common)
+        return UnetGenerator(n_down=n, **common)
+    except ValueError as exc:  # an option the chosen architecture cannot take
+        raise UserError(f"generator {arch['name']}: {exc}") from None
 
 
 def generator_gflop(arch: dict, height: int, width: int | None = None) -> float:
@@ -71,9 +75,13 @@ def generator_gflop(arch: dict, height: int, width: int | None = None) -> float:
 
 
 def build_discriminator(arch: dict) -> nn.Module:
-    return PatchDiscriminator(in_channels=arch["in_channels"], ndf=arch["ndf"], n_layers=arch["n_layers"],
-                              norm=arch["norm"], spectral_norm=arch.get("spectral_norm", False),
-                              n_classes=arch.get("n_classes", 0))
+    try:
+        return PatchDiscriminator(in_channels=arch["in_channels"], ndf=arch["ndf"], n_layers=arch["n_layers"],
+                                  norm=arch["norm"], spectral_norm=arch.get("spectral_norm", False),
+                                  n_classes=arch.get("n_classes", 0), attention=arch.get("attention", 0),
+                                  minibatch_std=arch.get("minibatch_std", False))
+    except ValueError as exc:
+        raise UserError(f"discriminator: {exc}") from None
 
 
 __all__ = ["build_generator", "build_discriminator", "init_weights", "generator_stride", "generator_gflop",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from img2img.nets.attention import SelfAttention
 from img2img.nets.layers import append_label_maps, conv_bias, norm_layer
 
 
@@ -26,21 +27,29 @@ class ResnetGenerator(nn.Module):
     """Two stride-2 downsamplings, n residual blocks, two upsamplings; output in [-1, 1] (tanh).
 
     cond_channels > 0 makes it conditional (StarGAN): a label vector is appended as constant maps.
+    attention = 1, 2 or 4 adds a SAGAN self-attention block where the encoder's maps are 1/attention of the
+    input's side (after the first block, or after the first or second downsampling); 0 = none.
     """
 
     n_down = 2
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 norm: str = "instance", dropout: bool = False, cond_channels: int = 0):
+                 norm: str = "instance", dropout: bool = False, cond_channels: int = 0, attention: int = 0):
         super().__init__()
+        if attention and attention not in (1, 2, 4):
+            raise ValueError(f"a ResNet generator's feature maps are 1, 1/2 or 1/4 of the input; no attention at 1/{attention}")
         bias = conv_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3), nn.Conv2d(in_channels + cond_channels, ngf, 7, bias=bias), norm_layer(norm, ngf), nn.ReLU(True),
         ]
         ch = ngf
-        for _ in range(self.n_down):
+        if attention == 1:
+            layers.append(SelfAttention(ch))
+        for k in range(self.n_down):
             layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), norm_layer(norm, ch * 2), nn.ReLU(True)]
             ch *= 2
+            if attention == 2 ** (k + 1):
+                layers.append(SelfAttention(ch))
         layers += [ResnetBlock(ch, norm, dropout) for _ in range(n_blocks)]
         for _ in range(self.n_down):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),

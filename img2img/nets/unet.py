@@ -10,15 +10,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from img2img.nets.attention import SelfAttention
 from img2img.nets.layers import append_label_maps, conv_bias, norm_layer
 
 
 class UnetGenerator(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, n_down: int = 8, ngf: int = 64,
-                 norm: str = "batch", dropout: bool = True, cond_channels: int = 0):
+                 norm: str = "batch", dropout: bool = True, cond_channels: int = 0, attention: int = 0):
         super().__init__()
         if n_down < 2:
             raise ValueError("a U-Net needs at least 2 downsamplings")
+        levels = [2**k for k in range(1, n_down)]
+        if attention and attention not in levels:
+            raise ValueError(f"this U-Net's encoder maps are 1/{', 1/'.join(map(str, levels))} of the input; no attention at 1/{attention}")
         bias = conv_bias(norm)
         enc = [ngf * min(2**i, 8) for i in range(n_down)]
         self.down = nn.ModuleList()
@@ -42,6 +46,10 @@ class UnetGenerator(nn.Module):
             self.up.append(nn.Sequential(*layers))
         self.n_down = n_down
         self.cond_channels = cond_channels
+        # Optional SAGAN block on the encoder output at 1/attention of the input side (before its skip is taken).
+        self.attention_after = attention.bit_length() - 2 if attention else -1
+        if attention:
+            self.attention = SelfAttention(enc[self.attention_after])
 
     @property
     def stride(self) -> int:
@@ -50,8 +58,10 @@ class UnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         h = append_label_maps(x, cond)
         skips = []
-        for layer in self.down:
+        for i, layer in enumerate(self.down):
             h = layer(h)
+            if i == self.attention_after:
+                h = self.attention(h)
             skips.append(h)
         h = self.up[-1](skips[-1])
         for i in range(self.n_down - 2, -1, -1):
