@@ -326,6 +326,16 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
 
 @app.command()
 @user_errors
+def report(run: Path = typer.Argument(..., help="run folder (the --out of img2img train); it may still be training"),
+           output: Optional[Path] = typer.Option(None, "--output", "-o", help="HTML file to write (default: RUN/report.html)")) -> None:
+    """Write one self-contained HTML page about a run: loss curves, sample grids over time, eval scores, config."""
+    from img2img.report import write_report
+
+    out_console.print(f"wrote {write_report(run, output)}", soft_wrap=True)
+
+
+@app.command()
+@user_errors
 def demo(
     out: Path = typer.Option(Path("img2img-demo"), "--out", "-o", help="folder for the demo's data, run and results"),
     steps: int = typer.Option(1000, "--steps", help="training steps (about 0.08 s each on a 2-core CPU)"),

@@ -1,0 +1,316 @@
+"""Quality at a budget: train a method on a dataset for fixed wall-clock minutes (or steps) on this device,
+translate the test split, score it, and compare runs.
+
+    python bench/budget.py run --dataset ../shared/data/horse2zebra --method cut --minutes 15 --seed 0
+    python bench/budget.py run --dataset ../shared/data/horse2zebra --method cyclegan --minutes 15 \
+        --set train.diffaugment=color,translation,cutout --name cyclegan-diffaug
+    python bench/budget.py baseline --dataset ../shared/data/horse2zebra      # the untranslated inputs' scores
+    python bench/budget.py table bench/runs/budget                            # one row per run record
+
+Profiles: cpu = 64 px (use --size 128 for the larger CPU setting), budgets of minutes; gpu = 256 px, the
+published protocols (horse2zebra: testA translated to B, scored against testB; facades: labels -> photo,
+i.e. b2a, with L1/PSNR/SSIM against the photos as well). Datasets are recognised by layout: trainA/trainB/
+testA/testB (unpaired) or train/ + test/ (A|B side-by-side pairs).
+
+A minutes budget counts training-loop time only (data loading included, evaluation not). The first ~2% of
+the budget (at least 10 steps) measures the speed; the run is then given the number of steps that fits,
+so the learning-rate schedule (paper default: linear decay over the second half) completes; a clock still
+stops it at the budget if the machine slows down (recorded as stopped_by_clock). Running the same command
+with a larger --minutes or --steps resumes the run and extends it; the schedule follows the new length.
+Each run folder gets record.json (settings, steps, seconds, scores, the command) and grid.png (first test
+inputs, their translations, and for paired data the ground truth); `img2img report RUN` shows the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shlex
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.utils import save_image
+
+from img2img import config as config_mod
+from img2img.errors import UserError
+from img2img.methods import get_method
+from img2img.metrics.evaluate import distribution_scores, plan_eval, reference_features, translate_and_score
+from img2img.metrics.features import load_inception
+from img2img.train import train
+from img2img.train.checkpoint import load_checkpoint
+
+PROFILES = {"cpu": {"size": 64, "device": "cpu"}, "gpu": {"size": 256, "device": "cuda"}}
+RECORD, GRID = "record.json", "grid.png"
+CALIBRATION_STEPS = 10
+GRID_IMAGES = 8
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def layout(dataset: Path, direction: str | None) -> dict:
+    """Training and test folders of a dataset, recognised by its layout."""
+    if (dataset / "trainA").is_dir() and (dataset / "trainB").is_dir():
+        return {"kind": "unpaired", "train": {"data.a": str(dataset / "trainA"), "data.b": str(dataset / "trainB")},
+                "test": {"a": str(dataset / "testA"), "b": str(dataset / "testB")}, "direction": direction or "a2b"}
+    if (dataset / "train").is_dir():
+        test = next((dataset / d for d in ("test", "val") if (dataset / d).is_dir()), None)
+        if test is None:
+            raise UserError(f"{dataset}: paired layout without a test/ or val/ folder")
+        # facades: the classic task is labels (right half, B) -> photo (left half, A)
+        default = "b2a" if "facades" in dataset.name.lower() else "a2b"
+        return {"kind": "paired", "train": {"data.data": str(dataset / "train")}, "test": {"data": str(test)},
+                "direction": direction or default}
+    raise UserError(f"{dataset}: expected trainA/ trainB/ testA/ testB/ (unpaired) or train/ test/ (A|B pairs)")
+
+
+def test_plan(lay: dict, limit: int, channels: int = 3):
+    paired = lay["kind"] == "paired"
+    return plan_eval(**lay["test"], direction=lay["direction"], channels=channels, limit=limit, paired=paired)
+
+
+def cached_reference_features(plan, extractor, size: int, cache_dir: Path, key: str) -> np.ndarray:
+    """Features of the real test images, computed once per (test folder, size, network)."""
+    digest = hashlib.sha1(f"{key}|{size}|{extractor.name}|{len(plan.references)}".encode()).hexdigest()[:16]
+    path = cache_dir / f"ref_{digest}.npy"
+    if path.is_file():
+        return np.load(path)
+    feats = reference_features(plan, extractor, size=size)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, feats)
+    return feats
+
+
+def resized(x: torch.Tensor, size: int) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    return F.interpolate(x[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0].clamp(-1, 1)
+
+
+def score(translate, lay: dict, args, extractor, out_grid: Path | None) -> dict:
+    plan = test_plan(lay, args.limit)
+    real = cached_reference_features(plan, extractor, args.size, args.root / "cache", json.dumps(lay["test"], sort_keys=True))
+    fake, paired = translate_and_score(plan, translate, extractor=extractor, size=args.size)
+    scores = {**paired, **distribution_scores(real, fake, kid_subset_size=1000), "images": len(plan.samples),
+              "reference_images": len(plan.references), "image_size": args.size, "features": extractor.name}
+    if out_grid is not None:
+        samples = plan.samples[:GRID_IMAGES]
+        x = torch.stack([resized(s.source(), args.size) for s in samples])
+        rows = [x, translate(x).cpu().float()]
+        if plan.paired:
+            rows.append(torch.stack([resized(s.target(), args.size) for s in samples]))
+        save_image(torch.cat(rows), out_grid, nrow=len(samples), normalize=True, value_range=(-1, 1), padding=2)
+    return scores
+
+
+class Clock:
+    """Stops training at a wall-clock budget by sending this process SIGTERM, which the training loop turns
+    into a clean stop (checkpoint saved). A late signal after training is ignored."""
+
+    def __init__(self, seconds: float | None):
+        self.fired = False
+        self.previous = signal.signal(signal.SIGTERM, lambda *a: None)
+        self.timer = threading.Timer(max(0.0, seconds), self._fire) if seconds is not None else None
+        if self.timer is not None:
+            self.timer.daemon = True
+
+    def _fire(self) -> None:
+        self.fired = True
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def __enter__(self) -> "Clock":
+        if self.timer is not None:
+            self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        signal.signal(signal.SIGTERM, self.previous)
+
+
+def build_cfg(args, lay: dict, steps: int):
+    method_cls = get_method(args.method)
+    overrides = {**lay["train"], "data.image_size": args.size, "train.device": args.device, "train.seed": args.seed,
+                 "train.steps": steps, "train.sample_every": args.sample_every, "train.save_every": args.save_every,
+                 "train.log_every": 25, **config_mod.parse_set(args.set)}
+    if lay["kind"] == "paired":
+        overrides["data.direction"] = lay["direction"]
+    if method_cls.dataset_kind != lay["kind"]:
+        raise UserError(f"{args.method} trains on {method_cls.dataset_kind} data but {args.dataset} is {lay['kind']}")
+    return config_mod.build_config(method_cls, None, overrides)
+
+
+def run(args) -> dict:
+    lay = layout(args.dataset, args.direction)
+    name = args.name or f"{args.method}-{args.dataset.name}-{args.size}px-s{args.seed}"
+    out = args.root / name
+    record_path = out / RECORD
+    previous = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    resume = (out / "checkpoint.pt").is_file()
+    spent = float(previous.get("train_seconds", 0.0)) if resume else 0.0
+    steps_done = load_checkpoint(out / "checkpoint.pt")["step"] if resume else 0
+    stopped_by_clock = False
+    began = time.perf_counter()
+
+    def go(total: int, seconds: float | None, **kw) -> None:
+        nonlocal spent, steps_done, stopped_by_clock
+        cfg = _resume_cfg(out, total) if (out / "checkpoint.pt").is_file() else build_cfg(args, lay, total)
+        with Clock(seconds) as clock:
+            result = train(cfg, out, resume=(out / "checkpoint.pt").is_file(), progress=not args.quiet, **kw)
+        spent += result.seconds
+        steps_done = result.step
+        stopped_by_clock = clock.fired
+
+    if args.steps:
+        if args.steps > steps_done:
+            go(args.steps, None)
+    else:
+        budget = args.minutes * 60
+        if budget - spent > 0 and not resume:  # measure the speed on the first steps, then size the run to the budget
+            go(10**7, budget - spent, stop_after=CALIBRATION_STEPS)
+        if budget - spent > 0 and not stopped_by_clock:
+            rate = steps_done / max(spent, 1e-9)
+            go(steps_done + max(1, int(rate * (budget - spent))), budget - spent)
+    from img2img.translate import Translator
+
+    extractor = load_inception(args.inception, args.device if args.device != "auto" else "cpu")
+    translator = Translator(out / "model.pt", direction=lay["direction"], device=args.device, precision="fp32")
+    scores = score(translator, lay, args, extractor, out / GRID)
+    ckpt_total = json.loads((out / "config.json").read_text())["train"]["steps"]
+    record = {"name": name, "method": args.method, "dataset": str(args.dataset), "profile": args.profile,
+              "image_size": args.size, "seed": args.seed, "settings": config_mod.parse_set(args.set),
+              "budget": {"steps": args.steps} if args.steps else {"minutes": args.minutes},
+              "steps": steps_done, "planned_steps": ckpt_total, "train_seconds": round(spent, 1),
+              "stopped_by_clock": stopped_by_clock or previous.get("stopped_by_clock", False),
+              "wall_seconds_this_call": round(time.perf_counter() - began, 1), "device": args.device, "cpu": cpu_name(),
+              "torch": torch.__version__, "scores": scores, "grid": GRID, "command": command_line(args),
+              "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    record_path.write_text(json.dumps(record, indent=2))
+    print(f"{name}: {steps_done} steps in {spent / 60:.1f} min; FID {scores['fid']:.1f}, KID {scores['kid']:.4f}"
+          + (f", L1 {scores['l1']:.4f}" if "l1" in scores else "") + f"  -> {record_path}")
+    return record
+
+
+def _resume_cfg(out: Path, steps: int):
+    from img2img.train.loop import resume_config
+
+    return resume_config(out, {"train.steps": steps})
+
+
+def baseline(args) -> dict:
+    """The untranslated inputs scored as if they were translations: the bar a model must clear."""
+    lay = layout(args.dataset, args.direction)
+    name = args.name or f"identity-{args.dataset.name}-{args.size}px"
+    out = args.root / name
+    out.mkdir(parents=True, exist_ok=True)
+    extractor = load_inception(args.inception, "cpu" if args.device == "auto" else args.device)
+    scores = score(lambda x: x, lay, args, extractor, out / GRID)
+    record = {"name": name, "method": "identity", "dataset": str(args.dataset), "profile": args.profile,
+              "image_size": args.size, "seed": None, "settings": {}, "budget": {}, "steps": 0, "train_seconds": 0.0,
+              "cpu": cpu_name(), "scores": scores, "grid": GRID, "command": command_line(args),
+              "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (out / RECORD).write_text(json.dumps(record, indent=2))
+    print(f"{name}: FID {scores['fid']:.1f}, KID {scores['kid']:.4f}" + (f", L1 {scores['l1']:.4f}" if "l1" in scores else ""))
+    return record
+
+
+def command_line(args) -> str:
+    return "python bench/budget.py " + " ".join(shlex.quote(a) for a in args.argv)
+
+
+def find_records(paths: list[Path]) -> list[dict]:
+    records = []
+    for p in paths:
+        files = [p] if p.is_file() else sorted(p.glob(f"*/{RECORD}"))
+        for f in files:
+            try:
+                records.append(json.loads(f.read_text()))
+            except (OSError, json.JSONDecodeError):
+                print(f"skipping unreadable {f}", file=sys.stderr)
+    return records
+
+
+def table(records: list[dict]) -> str:
+    """A markdown table, sorted by dataset, size, then FID; one row per run with the command that made it."""
+    cols = ["run", "method", "settings", "seed", "px", "budget", "steps", "train min", "FID", "KID", "L1", "PSNR", "SSIM", "command"]
+    rows = []
+    for r in sorted(records, key=lambda r: (r["dataset"], r["image_size"], r["scores"]["fid"])):
+        s = r["scores"]
+        budget = ", ".join(f"{v} {k}" for k, v in r.get("budget", {}).items()) or "-"
+        settings = " ".join(f"{k.split('.')[-1]}={v}" for k, v in r.get("settings", {}).items()) or "paper defaults"
+        rows.append([r["name"], r["method"], settings, str(r.get("seed", "-")), str(r["image_size"]), budget,
+                     str(r.get("steps", 0)), f"{r.get('train_seconds', 0) / 60:.1f}", f"{s['fid']:.1f}",
+                     f"{s['kid']:.4f}±{s.get('kid_std', 0):.4f}",
+                     *(f"{s[k]:.4f}" if k in s else "-" for k in ("l1", "psnr", "ssim")), f"`{r.get('command', '')}`"])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    for cmd in ("run", "baseline"):
+        q = sub.add_parser(cmd)
+        q.add_argument("--dataset", type=Path, required=True, help="dataset folder (horse2zebra or facades layout)")
+        q.add_argument("--profile", choices=list(PROFILES), default="cpu")
+        q.add_argument("--size", type=int, default=None, help="image size (default: the profile's)")
+        q.add_argument("--direction", choices=["a2b", "b2a"], default=None, help="default a2b; facades: b2a (labels -> photo)")
+        q.add_argument("--root", type=Path, default=Path("bench/runs/budget"), help="where run folders go")
+        q.add_argument("--name", default=None, help="run folder name (default: method-dataset-size-seed)")
+        q.add_argument("--limit", type=int, default=0, help="score only the first N test images (0 = all)")
+        q.add_argument("--inception", default=None, help="feature network file (default: the metrics extra's Inception)")
+        q.add_argument("--device", default=None, help="default: the profile's")
+        if cmd == "run":
+            q.add_argument("--method", required=True)
+            budget = q.add_mutually_exclusive_group(required=True)
+            budget.add_argument("--minutes", type=float, help="training wall-clock budget")
+            budget.add_argument("--steps", type=int, help="training steps budget")
+            q.add_argument("--seed", type=int, default=0)
+            q.add_argument("--set", action="append", default=[], help="any setting, e.g. train.diffaugment=color,translation")
+            q.add_argument("--sample-every", type=int, default=200)
+            q.add_argument("--save-every", type=int, default=500)
+            q.add_argument("--quiet", "-q", action="store_true")
+    t = sub.add_parser("table")
+    t.add_argument("paths", nargs="+", type=Path, help="record.json files or folders of run folders")
+    t.add_argument("--output", "-o", type=Path, default=None, help="also write the table (markdown) here")
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.command == "table":
+            text = table(find_records(args.paths))
+            print(text)
+            if args.output:
+                args.output.write_text(text + "\n")
+            return
+        profile = PROFILES[args.profile]
+        args.size = args.size or profile["size"]
+        args.device = args.device or profile["device"]
+        if args.command == "run" and args.minutes is not None and args.minutes <= 0 or \
+                args.command == "run" and args.steps is not None and args.steps <= 0:
+            raise UserError("the budget must be positive")
+        (run if args.command == "run" else baseline)(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

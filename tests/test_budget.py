@@ -1,0 +1,113 @@
+"""bench/budget.py end to end at tiny size: train to a budget, resume to extend it, score, tabulate.
+
+A random conv net saved as TorchScript stands in for Inception (as in test_metrics.py): the numbers mean
+nothing, but every stage runs as it does for a real measurement.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from img2img.data.synthetic import make_paired
+from img2img.metrics.features import random_features
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--size", "32", "--set", "net.ngf=8", "--set", "net.ndf=8", "--set", "net.generator=resnet_2", "--quiet",
+        "--sample-every", "2", "--limit", "6"]
+
+
+def load_budget():
+    spec = importlib.util.spec_from_file_location("budget", ROOT / "bench" / "budget.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def budget():
+    return load_budget()
+
+
+@pytest.fixture(scope="module")
+def fake_inception(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("features") / "random_features.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(random_features().net), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def h2z_like(unpaired_dirs, tmp_path_factory) -> Path:
+    """horse2zebra's layout (trainA, trainB, testA, testB) from the synthetic unpaired folders."""
+    root = tmp_path_factory.mktemp("h2z") / "tiny_h2z"
+    for split in ("train", "test"):
+        for d, side in zip(unpaired_dirs, "AB"):
+            shutil.copytree(d, root / f"{split}{side}")
+    return root
+
+
+def test_steps_budget_trains_scores_extends_and_tabulates(budget, h2z_like, fake_inception, tmp_path, capsys):
+    common = ["--dataset", str(h2z_like), "--root", str(tmp_path), "--inception", str(fake_inception), *TINY]
+    budget.main(["run", "--method", "cut", "--steps", "3", "--name", "cut", *common])
+    run = tmp_path / "cut"
+    rec = json.loads((run / "record.json").read_text())
+    assert rec["steps"] == 3 and rec["method"] == "cut" and rec["image_size"] == 32 and rec["budget"] == {"steps": 3}
+    assert rec["scores"]["images"] == 6 and rec["scores"]["fid"] > 0 and "kid" in rec["scores"]
+    assert "budget.py run" in rec["command"] and "--steps 3" in rec["command"]
+    assert (run / "grid.png").is_file()
+    first_fid = rec["scores"]["fid"]
+    # A larger budget resumes the same run and extends it.
+    budget.main(["run", "--method", "cut", "--steps", "5", "--name", "cut", *common])
+    rec = json.loads((run / "record.json").read_text())
+    assert rec["steps"] == 5 and rec["planned_steps"] == 5
+    log = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in log if r.get("event") in ("start", "resume")] == ["start", "resume"]
+    assert rec["scores"]["fid"] != first_fid  # re-scored after the extra steps
+    # The untranslated baseline and the table.
+    budget.main(["baseline", *common[:-len(TINY)], "--size", "32", "--limit", "6"])
+    capsys.readouterr()
+    budget.main(["table", str(tmp_path), "-o", str(tmp_path / "table.md")])
+    text = capsys.readouterr().out
+    rows = [l for l in text.splitlines() if l.startswith("| ") and not l.startswith("| run")]
+    assert len(rows) == 2 and any("identity" in r for r in rows)
+    cut_row = next(r for r in rows if r.startswith("| cut |"))
+    assert "ngf=8" in cut_row and "| 5 |" in cut_row and "--steps 5" in cut_row  # settings, steps, the command
+    assert (tmp_path / "table.md").read_text().strip() == text.strip()
+
+
+def test_minutes_budget_measures_speed_then_fits_the_run_to_the_clock(budget, h2z_like, fake_inception, tmp_path):
+    budget.main(["run", "--method", "cyclegan", "--minutes", "0.1", "--name", "cg", "--dataset", str(h2z_like),
+                 "--root", str(tmp_path), "--inception", str(fake_inception), *TINY])
+    rec = json.loads((tmp_path / "cg" / "record.json").read_text())
+    assert rec["budget"] == {"minutes": 0.1}
+    assert rec["steps"] > 10  # past the 10 calibration steps
+    assert rec["train_seconds"] <= 6 + 3  # the clock stops it near the budget (one step's overrun allowed)
+    assert rec["stopped_by_clock"] or rec["steps"] == rec["planned_steps"]
+
+
+def test_paired_dataset_scores_pixels_too(budget, tmp_path, fake_inception):
+    root = tmp_path / "facades"
+    make_paired(root / "train", count=4, size=32)
+    make_paired(root / "test", count=4, size=32, seed=1)
+    budget.main(["run", "--method", "pix2pix", "--steps", "2", "--dataset", str(root), "--root", str(tmp_path / "runs"),
+                 "--inception", str(fake_inception), "--size", "32", "--set", "net.ngf=8", "--set", "net.ndf=8", "--quiet"])
+    rec = json.loads(next((tmp_path / "runs").glob("*/record.json")).read_text())
+    assert {"l1", "psnr", "ssim", "fid"} <= rec["scores"].keys()
+    assert json.loads((tmp_path / "runs" / rec["name"] / "config.json").read_text())["data"]["direction"] == "b2a"  # facades: labels -> photo
+
+
+def test_bad_requests_are_one_line_errors(budget, tmp_path, h2z_like, capsys):
+    with pytest.raises(SystemExit) as exc:
+        budget.main(["run", "--method", "pix2pix", "--steps", "2", "--dataset", str(h2z_like), "--root", str(tmp_path)])
+    assert exc.value.code == 2 and "pix2pix trains on paired data" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        budget.main(["run", "--method", "cut", "--steps", "2", "--dataset", str(tmp_path), "--root", str(tmp_path)])
+    assert exc.value.code == 2 and "expected trainA/" in capsys.readouterr().err
