@@ -179,7 +179,7 @@ CSS = """body{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:12
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #ddd}
 .meta{color:#555}.charts{display:flex;flex-wrap:wrap;gap:12px}.chart .title{font-size:12px;font-weight:600}
 .chart .tick{font-size:10px;fill:#555}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
-figure{display:inline-block;margin:0 12px 12px 0;vertical-align:top}figure img{image-rendering:pixelated;max-width:100%}
+figure{display:inline-block;margin:0 12px 12px 0;vertical-align:top}figure img{image-rendering:pixelated;min-width:360px;max-width:100%}.config{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
 figcaption{font-size:12px;color:#555}.status-running{color:#b36b00}.status-done{color:#197a2e}pre{background:#f6f6f6;padding:8px;font-size:12px}"""
 
 
@@ -248,9 +248,9 @@ def build_report(run: str | Path) -> str:
 
     parts.append("<h2>Configuration</h2>")
     if config:
-        for section in ("data", "net", "train", "loss"):
-            if isinstance(config.get(section), dict):
-                parts.append(f"<p><b>{section}</b></p>" + _table([[k, _scalar(v)] for k, v in config[section].items()]))
+        tables = [f"<div><p><b>{section}</b></p>" + _table([[k, _scalar(v)] for k, v in config[section].items()]) + "</div>"
+                  for section in ("data", "net", "train", "loss") if isinstance(config.get(section), dict)]
+        parts.append(f"<div class='config'>{''.join(tables)}</div>")
     else:
         parts.append(f"<p>No {CONFIG_FILE} yet.</p>")
     parts.append("</body></html>")
