@@ -318,7 +318,8 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
     table.add_row("trained at", f"{d['image_size']} px, {d['channels']} channel(s), {d['step']} steps")
     for name, g in d["generators"].items():
         arch = g["arch"]
-        table.add_row(f"generator {name}", f"{arch['name']}, ngf {arch['ngf']}, norm {arch['norm']}, "
+        attention = f", self-attention at 1/{arch['attention']} of the input side" if arch.get("attention") else ""
+        table.add_row(f"generator {name}", f"{arch['name']}, ngf {arch['ngf']}, norm {arch['norm']}{attention}, "
                       f"{mf.parameter_count()[name]:,} parameters")
     table.add_row("test-time norm", d.get("test_time_norm", "running"))
     out_console.print(table)

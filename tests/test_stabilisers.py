@@ -77,6 +77,8 @@ def test_attention_through_the_cli_trains_translates_at_another_size_and_is_stor
     assert mf.data["config"]["net"]["attention_res"] == 8 and mf.data["config"]["net"]["minibatch_std"]
     net = mf.generator("G_AB")
     assert attention_sides(net, torch.zeros(1, 3, 48, 48)) == [12]
+    info = cli(["info", out / "model.pt"])
+    assert info.exit_code == 0 and "self-attention at 1/4" in info.output
 
 
 @pytest.mark.parametrize("res,message", [(32, "no attention at 1/1"), (12, "power of 2"), (-1, "0 (off)")])
