@@ -53,9 +53,9 @@ class Method:
         own = cls.__dict__.get("train_step")
         if own is not None and not getattr(own, "_tells_d_inputs", False):
             @functools.wraps(own)
-            def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+            def train_step(self, batch: dict, step: int, *args, **kwargs) -> dict[str, torch.Tensor]:
                 self.d_inputs.step = step
-                return own(self, batch, step)
+                return own(self, batch, step, *args, **kwargs)
 
             train_step._tells_d_inputs = True
             cls.train_step = train_step
