@@ -346,7 +346,7 @@ def test_training_resize_is_bicubic_and_identical_on_both_images_of_a_pair():
     a, b = t.pair(img, img.copy())
     assert torch.equal(a, b)
     got = (a + 1) * 127.5
-    bicubic = torch.from_numpy(np.asarray(img.resize((32, 32), Image.BICUBIC))).permute(2, 0, 1).float()
-    bilinear = torch.from_numpy(np.asarray(img.resize((32, 32), Image.BILINEAR))).permute(2, 0, 1).float()
+    bicubic = torch.from_numpy(np.array(img.resize((32, 32), Image.BICUBIC))).permute(2, 0, 1).float()
+    bilinear = torch.from_numpy(np.array(img.resize((32, 32), Image.BILINEAR))).permute(2, 0, 1).float()
     assert (got - bicubic).abs().mean() < 1.5  # PIL's bicubic, up to rounding
     assert (got - bilinear).abs().mean() > 4 * (got - bicubic).abs().mean()
