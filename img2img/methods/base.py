@@ -76,8 +76,15 @@ class Method:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
-        """optimizer.step(), through the GradScaler when training in fp16 (it skips steps with inf gradients)."""
+        """optimizer.step(), through the GradScaler when training in fp16 (it skips steps with inf gradients).
+
+        Under torchrun the gradients are averaged before the scaler looks for infs, so every rank makes
+        the same skip decision (see train.distributed.average_gradients_before_step).
+        """
         if self.scaler is not None:
+            average = getattr(optimizer, "average_gradients", None)
+            if average is not None:
+                average()
             self.scaler.step(optimizer)
         else:
             optimizer.step()
