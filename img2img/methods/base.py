@@ -93,8 +93,12 @@ class Method:
     def lr_d(self) -> float:
         return self.cfg.train.lr_d or self.cfg.train.lr
 
+    def test_dropout_seed(self) -> int | None:
+        """Seed of the fixed dropout masks kept on at test time (pix2pix), or None: dropout off."""
+        return None
+
     def inference_copy(self, net: nn.Module) -> nn.Module:
-        return for_inference(net, self.test_time_norm)
+        return for_inference(net, self.test_time_norm, self.test_dropout_seed())
 
     # ----- the interface the loop uses
     def prepare(self, dataset: Any) -> None:
