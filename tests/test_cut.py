@@ -72,6 +72,33 @@ def test_encoder_taps_are_pixels_two_downsamplings_and_blocks_1_and_5():
     assert taps[-1] == 14 and type(g.model[14]).__name__ == "ResnetBlock"
 
 
+def test_the_mlp_heads_small_gradient_is_real(unpaired_dirs, paired_dir):
+    """After the first Adam steps the head's gradients are ~1e-7 (its output is L2-normalised, so the loss
+    ignores the head's scale and the gradient shrinks as Adam grows the weights from xavier gain 0.02).
+    A step along them, sized to the weights, lowers the PatchNCE loss of the same patches: not float noise."""
+    from test_methods import build
+
+    m, batch = build("cut", paired_dir, unpaired_dirs)
+    for step in range(2):
+        m.train_step(batch, step)
+    a = batch["a"]
+    with torch.no_grad():
+        fake = m.G(a)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    loss = m.nce_loss(a, fake, False)
+    m.F.zero_grad()
+    loss.backward()
+    grads = [p.grad.clone() for p in m.F.parameters()]
+    assert min(float(g.abs().mean()) for g in grads) < 1e-5  # as small as the registry-wide test sees
+    with torch.no_grad():
+        for p, g in zip(m.F.parameters(), grads):
+            p -= 0.05 * g * (p.norm() / g.norm().clamp_min(1e-30))
+    torch.set_rng_state(state)  # the same patches
+    after = float(m.nce_loss(a, fake, False))
+    assert after < float(loss) - 0.01, (float(loss), after)
+
+
 def test_paper_defaults():
     cut = config_mod.default_config(get_method("cut"))
     fast = config_mod.default_config(get_method("fastcut"))

@@ -66,6 +66,13 @@ def cancelled_by_instance_norm(net: torch.nn.Module, param_name: str) -> bool:
     return isinstance(parent[int(index) + 1], torch.nn.InstanceNorm2d)
 
 
+def small_by_design(method, net_name: str) -> bool:
+    """CUT's patch MLP head starts, as in the reference, at xavier gain 0.02: both layers are tiny, so each
+    one's gradient (scaled by the other's weights) is ~1e-7 in the first steps. test_cut checks it is real:
+    a step along it lowers the PatchNCE loss."""
+    return method.name in ("cut", "fastcut") and net_name == "F"
+
+
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_train_steps_give_finite_losses_and_train_every_parameter(name, paired_dir, unpaired_dirs):
     method, batch = build(name, paired_dir, unpaired_dirs)
@@ -84,7 +91,8 @@ def test_train_steps_give_finite_losses_and_train_every_parameter(name, paired_d
         for k, p in net.named_parameters():
             if p.grad is None or not torch.isfinite(p.grad).all():
                 no_grad.append(f"{n}.{k}")
-            elif float(p.grad.abs().mean()) < 1e-6 and not cancelled_by_instance_norm(net, k) and not wgan_cancelled_bias(method, k, p):
+            elif (float(p.grad.abs().mean()) < 1e-6 and not cancelled_by_instance_norm(net, k)
+                  and not wgan_cancelled_bias(method, k, p) and not small_by_design(method, n)):
                 noise_grad.append(f"{n}.{k}: {float(p.grad.abs().mean()):.1e}")  # smallest real one measured: 9e-5
             if torch.equal(p.detach(), before[f"{n}.{k}"]) and not wgan_cancelled_bias(method, k, p):
                 unchanged.append(f"{n}.{k}")
