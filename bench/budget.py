@@ -254,8 +254,9 @@ def table(records: list[dict]) -> str:
     for r in sorted(records, key=lambda r: (r["dataset"], r["image_size"], r["scores"]["fid"])):
         s = r["scores"]
         budget = ", ".join(f"{v} {k}" for k, v in r.get("budget", {}).items()) or "-"
-        settings = " ".join(f"{k.split('.')[-1]}={v}" for k, v in r.get("settings", {}).items()) or "paper defaults"
-        rows.append([r["name"], r["method"], settings, str(r.get("seed", "-")), str(r["image_size"]), budget,
+        settings = " ".join(f"{k.split('.')[-1]}={v}" for k, v in r.get("settings", {}).items()) or \
+            ("untranslated inputs" if r["method"] == "identity" else "paper defaults")
+        rows.append([r["name"], r["method"], settings, str(r.get("seed") if r.get("seed") is not None else "-"), str(r["image_size"]), budget,
                      str(r.get("steps", 0)), f"{r.get('train_seconds', 0) / 60:.1f}", f"{s['fid']:.1f}",
                      f"{s['kid']:.4f}±{s.get('kid_std', 0):.4f}",
                      *(f"{s[k]:.4f}" if k in s else "-" for k in ("l1", "psnr", "ssim")), f"`{r.get('command', '')}`"])
