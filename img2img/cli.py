@@ -582,6 +582,35 @@ def export(
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
+@app.command("import", cls=Command)
+@user_errors
+def import_(
+    files: list[Path] = typer.Argument(..., help="generator file(s) of the reference code: pix2pix latest_net_G.pth; "
+                                       "CycleGAN latest_net_G_A.pth [latest_net_G_B.pth] (A->B, then B->A); StarGAN 200000-G.ckpt"),
+    method: Literal["pix2pix", "cyclegan", "stargan"] = typer.Option(..., "--method", help="the method the file was trained with"),
+    output: Path = typer.Option(..., "--output", "-o", help="the img2img model file to write (e.g. model.pt)"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="the size it was trained at, for the record "
+                                             "(default: 256; unet_N: N; StarGAN: 128)"),
+    test_time_norm: Optional[Literal["running", "per_image"]] = typer.Option(
+        None, "--test-time-norm", help="BatchNorm at translate time: per_image (what the reference test script does "
+        "without --eval; pix2pix default) or running (its --eval)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output file"),
+) -> None:
+    """Turn a generator trained with the reference pix2pix/CycleGAN or StarGAN code into an img2img model
+    file, for translate, video, export and eval."""
+    from img2img.reference_import import import_reference
+
+    if output.exists() and not overwrite:
+        raise UserError(f"{output} exists; choose another -o or add --overwrite")
+    if any(output.resolve() == f.resolve() for f in files if f.exists()):
+        raise UserError("-o must not be one of the input files")
+    summary = import_reference(files, method, output, image_size=image_size, test_time_norm=test_time_norm)
+    arch = summary["arch"]
+    extra = f", {arch['cond_channels']} labels" if arch.get("cond_channels") else ""
+    out_console.print(f"wrote {output}: {summary['method']}, {arch['name']}, ngf {arch['ngf']}, norm {arch['norm']}{extra}; "
+                      f"directions {', '.join(summary['directions'])}", soft_wrap=True)
+
+
 def main() -> None:
     app()
 
