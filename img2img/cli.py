@@ -594,6 +594,8 @@ def import_(
     test_time_norm: Optional[Literal["running", "per_image"]] = typer.Option(
         None, "--test-time-norm", help="BatchNorm at translate time: per_image (what the reference test script does "
         "without --eval; pix2pix default) or running (its --eval)"),
+    domains: Optional[str] = typer.Option(None, "--domains", help="StarGAN: the names of its labels, comma-separated, in "
+                                          "training order (default: domain_0, domain_1, ...)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output file"),
 ) -> None:
     """Turn a generator trained with the reference pix2pix/CycleGAN or StarGAN code into an img2img model
@@ -604,7 +606,8 @@ def import_(
         raise UserError(f"{output} exists; choose another -o or add --overwrite")
     if any(output.resolve() == f.resolve() for f in files if f.exists()):
         raise UserError("-o must not be one of the input files")
-    summary = import_reference(files, method, output, image_size=image_size, test_time_norm=test_time_norm)
+    names = [d.strip() for d in domains.split(",")] if domains else None
+    summary = import_reference(files, method, output, image_size=image_size, test_time_norm=test_time_norm, domains=names)
     arch = summary["arch"]
     extra = f", {arch['cond_channels']} labels" if arch.get("cond_channels") else ""
     out_console.print(f"wrote {output}: {summary['method']}, {arch['name']}, ngf {arch['ngf']}, norm {arch['norm']}{extra}; "

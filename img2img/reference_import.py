@@ -136,7 +136,7 @@ def reference_generator(path: str | Path) -> tuple[dict, dict]:
 
 
 def import_reference(files: list[Path], method: str, output: Path, *, image_size: int | None = None,
-                     test_time_norm: str | None = None) -> dict:
+                     test_time_norm: str | None = None, domains: list[str] | None = None) -> dict:
     """Write an img2img model file holding the reference generators in `files`; returns a summary."""
     from img2img.methods import get_method
 
@@ -145,7 +145,9 @@ def import_reference(files: list[Path], method: str, output: Path, *, image_size
     if method == "stargan":
         from img2img.reference_stargan import import_stargan
 
-        return import_stargan(files, output, image_size=image_size)
+        return import_stargan(files, output, image_size=image_size, domains=domains)
+    if domains:
+        raise UserError("--domains is for StarGAN generators")
     if method == "pix2pix" and len(files) != 1:
         raise UserError("pix2pix: give one generator file (latest_net_G.pth)")
     if method == "cyclegan" and len(files) not in (1, 2):

@@ -230,3 +230,67 @@ def test_import_never_overwrites(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"mine")
     result = runner.invoke(cli.app, ["import", str(tmp_path / "g.pth"), "--method", "cyclegan", "-o", str(tmp_path / "model.pt")])
     assert result.exit_code == 2 and (tmp_path / "model.pt").read_bytes() == b"mine"
+
+
+class RefStarResidualBlock(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), nn.InstanceNorm2d(dim, affine=True, track_running_stats=True),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), nn.InstanceNorm2d(dim, affine=True, track_running_stats=True))
+
+    def forward(self, x):
+        return x + self.main(x)
+
+
+class RefStarGenerator(nn.Module):
+    """yunjey/stargan model.py Generator, from its documented layer order."""
+
+    def __init__(self, conv_dim=64, c_dim=5, repeat_num=6):
+        super().__init__()
+        layers = [nn.Conv2d(3 + c_dim, conv_dim, 7, 1, 3, bias=False),
+                  nn.InstanceNorm2d(conv_dim, affine=True, track_running_stats=True), nn.ReLU(inplace=True)]
+        curr = conv_dim
+        for _ in range(2):
+            layers += [nn.Conv2d(curr, curr * 2, 4, 2, 1, bias=False),
+                       nn.InstanceNorm2d(curr * 2, affine=True, track_running_stats=True), nn.ReLU(inplace=True)]
+            curr *= 2
+        layers += [RefStarResidualBlock(curr) for _ in range(repeat_num)]
+        for _ in range(2):
+            layers += [nn.ConvTranspose2d(curr, curr // 2, 4, 2, 1, bias=False),
+                       nn.InstanceNorm2d(curr // 2, affine=True, track_running_stats=True), nn.ReLU(inplace=True)]
+            curr //= 2
+        layers += [nn.Conv2d(curr, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x, c):
+        c = c.view(c.size(0), c.size(1), 1, 1).repeat(1, 1, x.size(2), x.size(3))
+        return self.main(torch.cat([x, c], dim=1))
+
+
+def test_stargan_generator_imports_with_its_label_count(tmp_path):
+    from img2img.nets.layers import NORMS
+
+    if "instance_affine" not in NORMS:
+        pytest.skip("the shared backbone has no StarGAN generator options in this build")
+    ref = randomized(RefStarGenerator(conv_dim=8, c_dim=4, repeat_num=3), seed=7)
+    for name, t in ref.state_dict().items():  # statistics gathered in training, never used by their test code
+        if name.endswith("running_mean"):
+            t.copy_(torch.randn(t.shape))
+    torch.save(ref.state_dict(), tmp_path / "200000-G.ckpt")
+    mf = import_file(tmp_path, [tmp_path / "200000-G.ckpt"], "stargan", "--domains", "black,blond,brown,male")
+    assert mf.data["domains"] == ["black", "blond", "brown", "male"]
+    assert mf.data["generators"]["G"]["arch"]["cond_channels"] == 4
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    g = mf.generator("G")
+    outs = []
+    with torch.no_grad():
+        for k, name in enumerate(["black", "blond", "brown", "male"]):
+            c = torch.zeros(2, 4)
+            c[:, k] = 1
+            expected = ref.train()(x, c)  # the authors' solver never calls G.eval()
+            got = g(x, torch.tensor(mf.directions[f"to:{name}"]["cond"]).expand(2, 4))
+            assert (got - expected).abs().max().item() < 1e-5
+            outs.append(got)
+    assert (outs[0] - outs[1]).abs().mean() > 1e-2  # the label matters
