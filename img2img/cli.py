@@ -339,6 +339,8 @@ def translate(
                                   "average of the output where the input did not change; see translate/temporal.py)"),
     temporal_strength: float = typer.Option(0.8, "--temporal-strength", help="with --temporal: 0..0.95, how much of "
                                             "the previous output is kept where the input is unchanged"),
+    crf: Optional[int] = typer.Option(None, "--crf", min=0, max=51, help="videos: quality, 0 (lossless) to 51; lower is "
+                                      "better and bigger; 18 looks lossless (default: 20; H.264, VP9 for .webm)"),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: take only share I (0-based) of N of the sorted inputs, "
                                         "e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; combines with torchrun"),
 ) -> None:
@@ -404,7 +406,7 @@ def translate(
 
         prepare_targets([j for _, js in video_plans for j in js])
         videos = run_video_batches(video_plans, console=console, quiet=quiet, frames=frames_dir is not None,
-                                   batch_size=batch_size, size=size, overwrite=overwrite,
+                                   batch_size=batch_size, size=size, overwrite=overwrite, crf=crf,
                                    temporal={"strength": temporal_strength} if temporal else None)
         report.written += videos.written
         report.skipped += videos.skipped
