@@ -339,6 +339,9 @@ def translate(
                                   "average of the output where the input did not change; see translate/temporal.py)"),
     temporal_strength: float = typer.Option(0.8, "--temporal-strength", help="with --temporal: 0..0.95, how much of "
                                             "the previous output is kept where the input is unchanged"),
+    tile: Optional[int] = typer.Option(None, "--tile", min=0, help="translate big images in overlapping tiles of N "
+                                       "pixels, normalised with whole-image statistics (default: only images that would "
+                                       "not fit in memory; 0 = never)"),
     crf: Optional[int] = typer.Option(None, "--crf", min=0, max=51, help="videos: quality, 0 (lossless) to 51; lower is "
                                       "better and bigger; 18 looks lossless (default: 20; H.264, VP9 for .webm)"),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: take only share I (0-based) of N of the sorted inputs, "
@@ -366,8 +369,11 @@ def translate(
         if direction is not None:
             raise UserError("--to (StarGAN domains) and --direction (two-way models) do not go together")
         targets = domain_translators(load_model(model), to, device=device, precision=precision, compile=compile)
+        for _, t in targets:
+            t.tile = tile
     else:
-        targets = [("", Translator(model, direction=direction, device=device, precision=precision, compile=compile))]
+        targets = [("", Translator(model, direction=direction, device=device, precision=precision, compile=compile,
+                                   tile=tile))]
     plans = [(translator, plan_jobs(inputs, output, name_suffix=suffix)) for suffix, translator in targets]
     # videos go their own way (video.py); --size wraps the image translator; --shard/torchrun take a share
     video_plans = [(t, [j for j in js if is_video_path(j.source)]) for t, js in plans]

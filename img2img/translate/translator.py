@@ -67,7 +67,7 @@ class Translator:
     """model(x) for x in [-1, 1], shape (B, C, H, W) with any H, W; the output has the same shape."""
 
     def __init__(self, model: ModelFile | str | Path, direction: str | None = None, device: str = "auto",
-                 precision: str = "auto", compile: bool = False):
+                 precision: str = "auto", compile: bool = False, tile: int | None = None):
         self.model = model if isinstance(model, ModelFile) else load_model(model)
         directions = self.model.directions
         domains = self.model.data.get("domains") or []
@@ -96,12 +96,34 @@ class Translator:
         self.channels = arch["in_channels"]
         cond = entry.get("cond")
         self.cond = torch.tensor(cond, dtype=torch.float32, device=self.device)[None] if cond is not None else None
+        self.tile = tile  # None: tile only images that would not fit in memory; 0: never; N: tiles of N pixels
+        self.ngf = arch["ngf"]
+
+    def tile_size(self, height: int, width: int) -> int:
+        """The tile side for an image of this size (0: whole)."""
+        from img2img.translate.tiles import auto_tile, available_bytes
+
+        if self.tile is not None:
+            return self.tile if self.tile and max(height, width) > self.tile else 0
+        element = 2 if self.precision in ("bf16", "fp16") else 4
+        return auto_tile(height, width, self.ngf, element, available_bytes(self.device) // 2, self.stride)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)
         padded, pads = pad_to_multiple(x, self.stride)
-        return crop_padding(self.generator(padded, self.condition(x)), pads)
+        cond = self.condition(x)
+        tile = self.tile_size(*padded.shape[-2:])
+        if not tile:
+            return crop_padding(self.generator(padded, cond), pads)
+        from img2img.translate.tiles import PEAK_ELEMENTS_PER_PIXEL_AND_FILTER, available_bytes, translate_tiled
+
+        element = 2 if self.precision in ("bf16", "fp16") else 4
+        stats_pixels = available_bytes(self.device) // 2 // (PEAK_ELEMENTS_PER_PIXEL_AND_FILTER * self.ngf * element)
+        run = lambda part, i: self.generator(part, cond[i:i + 1] if cond is not None else None)  # noqa: E731
+        y = translate_tiled(run, self.generator.net, padded, tile=tile, stride=self.stride,
+                            stats_budget_pixels=stats_pixels)
+        return crop_padding(y, pads)
 
     def condition(self, x: torch.Tensor) -> torch.Tensor | None:
         """The generator's condition for a batch x (StarGAN's target label), or None; subclasses may read x."""
