@@ -479,6 +479,16 @@ def _progress_factory(bar: Progress):
     return make
 
 
+def _kid_spread(result: dict) -> str:
+    """' ± std' over the KID subsets, or why there is none (a 0.0000 would read as a perfect agreement)."""
+    subsets, size = result.get("kid_subsets", 0), result.get("kid_subset_size", 0)
+    if subsets < 2:
+        return " (one subset: no spread; --kid-subsets N for one)"
+    if result.get("kid_std", 0.0) == 0.0:
+        return f" (no spread: each subset held the same {size} images, all of the smaller set)"
+    return f" ± {result['kid_std']:.4f}"
+
+
 def _fmt(key: str, value) -> str:
     if key == "psnr":
         return f"{value:.2f} dB"
@@ -552,7 +562,7 @@ def eval_(
     labels = {"fid": "FID", "kid": "KID", "l1": "L1 (0-1 scale)", "psnr": "PSNR", "ssim": "SSIM"}
     for key, label in labels.items():
         if key in result:
-            value = _fmt(key, result[key]) + (f" ± {result['kid_std']:.4f}" if key == "kid" else "")
+            value = _fmt(key, result[key]) + (_kid_spread(result) if key == "kid" else "")
             table.add_row(label, value)
     info_line = result.get("data") or f"{result['real_images']} real ({real}) vs {result['fake_images']} generated ({fake})"
     out_console.print(table)

@@ -132,3 +132,10 @@ def test_train_without_data_says_so_before_announcing_a_run(tmp_path):
     assert "needs --a DIR and --b DIR" in result.output
     assert "new run" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_kid_line_says_why_there_is_no_spread():
+    assert cli._kid_spread({"kid_subsets": 1, "kid_subset_size": 50, "kid_std": 0.0}).startswith(" (one subset")
+    same = cli._kid_spread({"kid_subsets": 100, "kid_subset_size": 5, "kid_std": 0.0})
+    assert "same 5 images" in same and "0.0000" not in same
+    assert cli._kid_spread({"kid_subsets": 100, "kid_subset_size": 50, "kid_std": 0.0012}) == " ± 0.0012"
