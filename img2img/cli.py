@@ -348,13 +348,12 @@ def translate(
                                         "e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; combines with torchrun"),
 ) -> None:
     """Translate images, videos, folders or globs with a trained model; each output keeps its input's size and name."""
-    from img2img.translate import TranslateReport, Translator, translate_files
-    from img2img.translate.outputs import plan_jobs, prepare_targets
-
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     if temporal and not 0.0 <= temporal_strength <= 0.95:
         raise UserError("--temporal-strength must be between 0 and 0.95")
+    from img2img.translate import TranslateReport, Translator, translate_files
+    from img2img.translate.outputs import plan_jobs, prepare_targets
     from img2img.translate.batch import frames_dir_jobs, local_device, select_shard, shard_spec
     from img2img.translate.scale import Rescaled, processing_size
     from img2img.translate.video import is_video_path
