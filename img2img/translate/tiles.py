@@ -73,12 +73,24 @@ def has_per_image_norms(net: nn.Module) -> bool:
 
 
 def available_bytes(device: torch.device) -> int:
+    """Memory a translation may use: free GPU memory, or the RAM Linux says is available (page cache included)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
         return 8 << 30
+
+
+def memory_budget(device: torch.device) -> int:
+    return int(available_bytes(device) * 0.85)
 
 
 def peak_bytes(height: int, width: int, ngf: int, element_size: int) -> int:

@@ -101,12 +101,21 @@ class Translator:
 
     def tile_size(self, height: int, width: int) -> int:
         """The tile side for an image of this size (0: whole)."""
-        from img2img.translate.tiles import auto_tile, available_bytes
+        from img2img.translate.tiles import auto_tile, memory_budget
 
         if self.tile is not None:
             return self.tile if self.tile and max(height, width) > self.tile else 0
-        element = 2 if self.precision in ("bf16", "fp16") else 4
-        return auto_tile(height, width, self.ngf, element, available_bytes(self.device) // 2, self.stride)
+        return auto_tile(height, width, self.ngf, self.element_size, memory_budget(self.device), self.stride)
+
+    def images_at_once(self, height: int, width: int) -> int:
+        """How many images of this size one generator call may take within the memory budget."""
+        from img2img.translate.tiles import memory_budget, peak_bytes
+
+        return max(1, memory_budget(self.device) // max(1, peak_bytes(height, width, self.ngf, self.element_size)))
+
+    @property
+    def element_size(self) -> int:
+        return 2 if self.precision in ("bf16", "fp16") else 4
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,11 +124,15 @@ class Translator:
         cond = self.condition(x)
         tile = self.tile_size(*padded.shape[-2:])
         if not tile:
-            return crop_padding(self.generator(padded, cond), pads)
-        from img2img.translate.tiles import PEAK_ELEMENTS_PER_PIXEL_AND_FILTER, available_bytes, translate_tiled
+            chunk = self.images_at_once(*padded.shape[-2:]) if self.tile is None else padded.shape[0]
+            if chunk >= padded.shape[0]:
+                return crop_padding(self.generator(padded, cond), pads)
+            parts = [self.generator(padded[i:i + chunk], cond[i:i + chunk] if cond is not None else None)
+                     for i in range(0, padded.shape[0], chunk)]  # a batch that would not fit, a few at a time
+            return crop_padding(torch.cat(parts), pads)
+        from img2img.translate.tiles import PEAK_ELEMENTS_PER_PIXEL_AND_FILTER, memory_budget, translate_tiled
 
-        element = 2 if self.precision in ("bf16", "fp16") else 4
-        stats_pixels = available_bytes(self.device) // 2 // (PEAK_ELEMENTS_PER_PIXEL_AND_FILTER * self.ngf * element)
+        stats_pixels = memory_budget(self.device) // (PEAK_ELEMENTS_PER_PIXEL_AND_FILTER * self.ngf * self.element_size)
         run = lambda part, i: self.generator(part, cond[i:i + 1] if cond is not None else None)  # noqa: E731
         y = translate_tiled(run, self.generator.net, padded, tile=tile, stride=self.stride,
                             stats_budget_pixels=stats_pixels)
