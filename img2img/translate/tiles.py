@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from img2img.nets.layers import InstanceNorm2d, PerImageNorm
+from img2img.nets.layers import InstanceNorm2d, PerImageNorm, SeededDropout
 
 # Peak memory of one no-grad generator forward, per pixel and per first-layer filter, in elements
 # (a ResNet-9 with ngf 64 at 1080p in fp32 held 11.8 GiB: about 6 * 4 * 64 elements per pixel).
@@ -65,6 +65,27 @@ def norm_statistics(net: nn.Module, mode: str, stats: list) -> Iterator[list]:
         yield stats
     finally:
         for m in norms:
+            del m.forward
+
+
+@contextlib.contextmanager
+def tile_origin(net: nn.Module, top: int, left: int, height: int) -> Iterator[None]:
+    """Seeded test-time dropout (pix2pix) draws its mask from the position in the feature map: inside a
+    tile starting at (top, left) of the image, use the image's positions, not the tile's."""
+    drops = [m for m in net.modules() if isinstance(m, SeededDropout)]
+
+    def forward(module, x):
+        scale = x.shape[2] / height
+        r0, c0 = round(top * scale), round(left * scale)
+        keep = module.keep_mask(x.shape[1], r0 + x.shape[2], c0 + x.shape[3], x.device)[:, r0:, c0:]
+        return x * (keep.to(x.dtype) * (1.0 / (1.0 - module.p)))
+
+    for m in drops:
+        m.forward = (lambda x, m=m: forward(m, x))
+    try:
+        yield
+    finally:
+        for m in drops:
             del m.forward
 
 
@@ -171,7 +192,8 @@ def translate_tiled(run: Callable[[torch.Tensor, int], torch.Tensor], net: nn.Mo
             for top in ys:
                 for left in xs:
                     th, tw = min(tile, h - top), min(tile, w - left)
-                    y = run(xi[..., top:top + th, left:left + tw], i).float()
+                    with tile_origin(net, top, left, th):
+                        y = run(xi[..., top:top + th, left:left + tw], i).float()
                     if out is None:
                         out = torch.zeros((1, y.shape[1], h, w), device=y.device)
                         weight = torch.zeros((1, 1, h, w), device=y.device)
