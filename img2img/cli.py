@@ -618,6 +618,9 @@ def import_(
     test_time_norm: Optional[Literal["running", "per_image"]] = typer.Option(
         None, "--test-time-norm", help="BatchNorm at translate time: per_image (what the reference test script does "
         "without --eval; pix2pix default) or running (its --eval)"),
+    dropout: Optional[bool] = typer.Option(None, "--dropout/--no-dropout", help="pix2pix U-Net: whether it was trained "
+                                           "with dropout (not in the weights; default: yes, as the reference trains); "
+                                           "pix2pix keeps it on at test time with fixed masks"),
     domains: Optional[str] = typer.Option(None, "--domains", help="StarGAN: the names of its labels, comma-separated, in "
                                           "training order (default: domain_0, domain_1, ...)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output file"),
@@ -631,7 +634,8 @@ def import_(
     if any(output.resolve() == f.resolve() for f in files if f.exists()):
         raise UserError("-o must not be one of the input files")
     names = [d.strip() for d in domains.split(",")] if domains else None
-    summary = import_reference(files, method, output, image_size=image_size, test_time_norm=test_time_norm, domains=names)
+    summary = import_reference(files, method, output, image_size=image_size, test_time_norm=test_time_norm, domains=names,
+                               dropout=dropout)
     arch = summary["arch"]
     extra = f", {arch['cond_channels']} labels" if arch.get("cond_channels") else ""
     out_console.print(f"wrote {output}: {summary['method']}, {arch['name']}, ngf {arch['ngf']}, norm {arch['norm']}{extra}; "

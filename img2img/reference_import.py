@@ -136,7 +136,8 @@ def reference_generator(path: str | Path) -> tuple[dict, dict]:
 
 
 def import_reference(files: list[Path], method: str, output: Path, *, image_size: int | None = None,
-                     test_time_norm: str | None = None, domains: list[str] | None = None) -> dict:
+                     test_time_norm: str | None = None, domains: list[str] | None = None,
+                     dropout: bool | None = None) -> dict:
     """Write an img2img model file holding the reference generators in `files`; returns a summary."""
     from img2img.methods import get_method
 
@@ -153,6 +154,13 @@ def import_reference(files: list[Path], method: str, output: Path, *, image_size
     if method == "cyclegan" and len(files) not in (1, 2):
         raise UserError("cyclegan: give G_A (A->B) and optionally G_B (B->A): latest_net_G_A.pth [latest_net_G_B.pth]")
     nets = [reference_generator(f) for f in files]
+    if dropout is not None or (method == "pix2pix" and nets[0][0]["name"].startswith("unet")):
+        # not in a U-Net's weights: as given, else the reference's default (dropout on unless --no_dropout)
+        want = True if dropout is None else dropout
+        if nets[0][0]["name"].startswith("resnet") and want != nets[0][0]["dropout"]:
+            raise UserError(f"this ResNet generator was trained {'with' if nets[0][0]['dropout'] else 'without'} dropout "
+                            "(its block layout says so); leave --dropout/--no-dropout out")
+        nets = [({**a, "dropout": want}, _with_dropout(n, a, want)) for a, n in nets]
     arch = nets[0][0]
     if any(a["in_channels"] != a["out_channels"] for a, _ in nets) or any(a != arch for a, _ in nets[1:]):
         if any(a["in_channels"] != a["out_channels"] for a, _ in nets):
@@ -171,7 +179,18 @@ def import_reference(files: list[Path], method: str, output: Path, *, image_size
         generators = {"G_AB": nets[0]} | ({"G_BA": nets[1]} if len(nets) == 2 else {})
         directions = {"a2b": {"generator": "G_AB"}} | ({"b2a": {"generator": "G_BA"}} if len(nets) == 2 else {})
     norm_at_test = test_time_norm or method_cls.test_time_norm
+    # pix2pix keeps dropout on at test time (the reference's test script does too); fixed masks, seed 0
+    extras = {"test_dropout_seed": 0 if arch["dropout"] else None} if method == "pix2pix" else {}
     output.parent.mkdir(parents=True, exist_ok=True)
     save_model(output, method=method, generators=generators, directions=directions, config=cfg.to_dict(), step=0,
-               test_time_norm=norm_at_test)
+               test_time_norm=norm_at_test, extras=extras)
     return {"method": method, "arch": arch, "directions": list(directions), "test_time_norm": norm_at_test}
+
+
+def _with_dropout(net, arch: dict, dropout: bool):
+    """The same weights in a generator built with or without dropout layers (they hold no weights)."""
+    if arch["dropout"] == dropout:
+        return net
+    rebuilt = build_generator({**arch, "dropout": dropout})
+    rebuilt.load_state_dict(net.state_dict())
+    return rebuilt

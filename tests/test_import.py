@@ -154,13 +154,15 @@ def test_resnet_generators_import_exactly(tmp_path, blocks, norm, dropout):
 def test_unet_generators_import_exactly(tmp_path, num_downs, norm, dropout):
     ref = randomized(RefUnetGenerator(3, 3, num_downs, 8, norm_factory(norm), dropout), seed=num_downs)
     torch.save(ref.state_dict(), tmp_path / "latest_net_G.pth")
-    mf = import_file(tmp_path, [tmp_path / "latest_net_G.pth"], "pix2pix", "--test-time-norm", "running")
+    mf = import_file(tmp_path, [tmp_path / "latest_net_G.pth"], "pix2pix", "--test-time-norm", "running",
+                     "--dropout" if dropout else "--no-dropout")
     arch = mf.data["generators"]["G"]["arch"]
-    assert (arch["name"], arch["norm"]) == (f"unet_{2 ** num_downs}", norm)
+    assert (arch["name"], arch["norm"], arch["dropout"]) == (f"unet_{2 ** num_downs}", norm, dropout)
     assert mf.data["image_size"] == 2**num_downs
+    assert mf.data.get("test_dropout_seed") == (0 if dropout else None)  # pix2pix keeps dropout on at test time
     x = torch.rand(1, 3, 2**num_downs, 2**num_downs) * 2 - 1
     with torch.no_grad():
-        expected, got = ref(x), mf.generator("G")(x)
+        expected, got = ref(x), mf.generator("G", test_dropout=False)(x)  # the reference with --eval
     assert (got - expected).abs().max().item() < 1e-5
     assert expected.std() > 0.05
 
@@ -169,7 +171,7 @@ def test_pix2pix_default_matches_the_reference_test_script_batchnorm_per_image(t
     """The reference test script (without --eval) runs BatchNorm on the test image's own statistics."""
     ref = randomized(RefUnetGenerator(3, 3, 7, 8, norm_factory("batch"), False), seed=3)
     torch.save(ref.state_dict(), tmp_path / "latest_net_G.pth")
-    mf = import_file(tmp_path, [tmp_path / "latest_net_G.pth"], "pix2pix")
+    mf = import_file(tmp_path, [tmp_path / "latest_net_G.pth"], "pix2pix", "--no-dropout")
     assert mf.data["test_time_norm"] == "per_image"
     x = torch.rand(1, 3, 128, 128) * 2 - 1
     with torch.no_grad():
