@@ -1,0 +1,100 @@
+"""The quality sprint of bench/gpu.sh: train one unpaired method for a fixed wall-clock budget, then
+translate the test inputs, to be scored later on a machine that has the Inception network:
+
+    img2img eval --real ../shared/data/horse2zebra/testB --fake sprint/<method>/testA_fake
+
+    python bench/gpu_sprint.py --method cyclegan --a trainA --b trainB --test testA --work DIR --seconds 150
+
+A budget in seconds, not steps, and still a whole learning-rate schedule: a short calibration run
+(constant learning rate, as the paper's first half is) measures this machine's steps/s with whatever
+else shares the GPU; the run then resumes with its total set to the steps that fit the rest of the
+budget, so the linear decay to zero ends when the time does. A SIGTERM at the deadline is the guard:
+the loop saves and stops cleanly if the estimate was too high. Writes DIR/sprint.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from img2img import config as config_mod
+from img2img.cli import app
+from img2img.methods import get_method
+from img2img.train import resume_config, train
+
+CALIBRATION_PLACEHOLDER_STEPS = 10**7  # the calibration's total: its lr stays constant (decay starts half-way)
+
+
+def log_rates(run: Path) -> list[float]:
+    return [r["it_s"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "it_s" in r]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", required=True)
+    p.add_argument("--a", required=True)
+    p.add_argument("--b", required=True)
+    p.add_argument("--test", required=True, help="folder of domain-A test images to translate")
+    p.add_argument("--work", required=True, help="run directory parent; the run goes to WORK/run")
+    p.add_argument("--seconds", type=float, required=True, help="wall-clock budget for training and translation")
+    p.add_argument("--dry", action="store_true", help="CPU, 32 px, 8-filter nets")
+    p.add_argument("--calibration-steps", type=int, default=0, help="default: 60 (dry: 4)")
+    args = p.parse_args()
+    began = time.monotonic()
+    translate_reserve = 15.0 if args.dry else 25.0
+    train_deadline = began + args.seconds - translate_reserve
+    work = Path(args.work)
+    run = work / "run"
+    cuda = torch.cuda.is_available() and not args.dry
+    calibration = args.calibration_steps or (4 if args.dry else 60)
+    overrides = {"data.a": args.a, "data.b": args.b, "train.batch_size": 1, "train.steps": CALIBRATION_PLACEHOLDER_STEPS,
+                 "train.log_every": 2 if args.dry else 10, "train.sample_every": 0, "train.save_every": 0,
+                 "train.device": "cuda" if cuda else "cpu"}
+    if args.dry:
+        overrides.update({"data.image_size": 32, "net.ngf": 8, "net.ndf": 8})
+    if cuda:
+        overrides["train.channels_last"] = True
+    cfg = config_mod.build_config(get_method(args.method), None, overrides)
+    record = {"method": args.method, "image_size": cfg.data.image_size, "batch_size": 1, "device": cfg.train.device,
+              "train_a": args.a, "train_b": args.b, "test": args.test}
+
+    # 1. calibration: steps/s after the first log window (start-up, cudnn autotuning, compilation)
+    t0 = time.monotonic()
+    train(cfg, run, stop_after=calibration, progress=False)
+    rates = log_rates(run)
+    rate = (len(rates[1:]) / sum(1 / r for r in rates[1:])) if len(rates) > 1 else calibration / (time.monotonic() - t0)
+    left = train_deadline - time.monotonic()
+    total = calibration + max(1, int(rate * left * 0.9))
+    record.update({"calibration_steps": calibration, "calibration_steps_per_s": rate, "planned_steps": total})
+    print(f"{args.method}: {rate:.2f} steps/s in calibration; {left:.0f} s left -> {total} steps in all", flush=True)
+
+    # 2. the run itself, resumed with its real total; SIGTERM at the deadline saves and stops it
+    guard = threading.Timer(max(1.0, train_deadline - time.monotonic()), lambda: os.kill(os.getpid(), signal.SIGTERM))
+    guard.daemon = True
+    guard.start()
+    result = train(resume_config(run, {"train.steps": total}), run, resume=True, progress=False)
+    guard.cancel()
+    record.update({"steps": result.step, "stopped_at_deadline": result.interrupted,
+                   "train_minutes": round((time.monotonic() - began) / 60, 2)})
+
+    # 3. translate the test inputs at their own size, in fp32 like `img2img eval` (comparable scores)
+    fake = work / "testA_fake"
+    code = app(["translate", str(run / "model.pt"), args.test, "-o", str(fake), "--precision", "fp32",
+                "--batch-size", "16", "--device", "cuda" if cuda else "cpu", "-q"], standalone_mode=False)
+    record.update({"translate_exit": code or 0, "translated": len(list(fake.glob("*"))) if fake.is_dir() else 0,
+                   "seconds": round(time.monotonic() - began, 1)})
+    (work / "sprint.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record), flush=True)
+    sys.exit(0 if record["translated"] else 1)
+
+
+if __name__ == "__main__":
+    main()
