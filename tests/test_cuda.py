@@ -226,6 +226,8 @@ def test_export_of_a_gpu_trained_model_matches_pytorch(cli, tmp_path, unpaired_d
     from img2img.export import run_onnx, run_pt2
     from img2img.modelfile import load_model
 
+    if suffix == ".onnx":  # the GPU machine's python may lack the ONNX exporter's onnxscript; .pt2 still runs
+        pytest.importorskip("onnxscript", reason="torch.onnx's exporter needs onnxscript")
     model = cyclegan_fp32[0] / "model.pt"
     raw = torch.load(model, map_location=None, weights_only=True)  # no map_location: tensors must be CPU ones
     assert all(t.device.type == "cpu" for g in raw["generators"].values() for t in g["state_dict"].values())
