@@ -81,6 +81,14 @@ class Run:
         (self.out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
 
 
+def read_json(path: Path) -> dict:
+    """A section's results; {} when it never wrote them or was killed half-way through writing."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def sprint_data(run: Run, data: Path) -> tuple[dict, str]:
     """(folders trainA/trainB/testA, description): the repacked horse2zebra when present, else synthetic."""
     if not run.dry and all((data / d).is_dir() for d in ("trainA", "trainB", "testA")):
@@ -155,7 +163,7 @@ def main() -> None:
         proc, log = run.start("speed", [py, "bench/gpu_speed.py", "--results", str(results), "--seconds", f"{speed_s:.0f}",
                                         *(["--dry"] if args.dry else [])])
         status = run.finish("speed", proc, log, speed_s + 30)
-        speed = json.loads(results.read_text()) if results.is_file() else {}
+        speed = read_json(results)
         run.summary["machine"] = speed.get("machine")
         run.summary["sections"]["speed"] = {**status, **speed}
         run.save()
@@ -180,7 +188,7 @@ def main() -> None:
         for m, (proc, log) in sprints.items():
             state = run.finish(f"sprint_{m}", proc, log, run.left() + 5)
             rec = run.work / "sprint" / m / "sprint.json"
-            sprint["methods"][m] = {**state, **(json.loads(rec.read_text()) if rec.is_file() else {})}
+            sprint["methods"][m] = {**state, **read_json(rec)}
         sprint["archive"] = pack_sprint(run, methods) and "sprint.tar"
         run.summary["sections"]["sprint"] = sprint
         run.save()

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench modules, w
 import train_speed  # noqa: E402
 import translate_speed  # noqa: E402
 import video_speed  # noqa: E402
-from speed_common import device_peak, flops_of, machine, peak_memory_gib, reset_peak  # noqa: E402
+from speed_common import device_peak, flops_of, log_rate, machine, peak_memory_gib, reset_peak  # noqa: E402
 
 from img2img import config as config_mod  # noqa: E402
 from img2img.data.synthetic import make_paired, make_unpaired  # noqa: E402
@@ -75,13 +75,9 @@ def _synthetic_data(method: str, root: Path, size: int, count: int) -> dict:
 
 
 def _train_rate(overrides: dict, out: Path, skip_windows: int) -> float:
-    """Steps/s of a run, from the it_s of its log windows after the first `skip_windows` (warm-up, compile)."""
     cfg = config_mod.build_config(get_method(overrides["method"]), None, {k: v for k, v in overrides.items() if k != "method"})
     train(cfg, out, progress=False)
-    rates = [r["it_s"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "it_s" in r]
-    usable = rates[skip_windows:] or rates[-1:]
-    # harmonic mean: the rate of the windows' total steps over their total time (windows hold equal steps)
-    return len(usable) / sum(1 / r for r in usable)
+    return log_rate(out / "log.jsonl", skip_windows)
 
 
 def _train_flops(overrides: dict, out: Path, steps: int) -> float:
@@ -242,8 +238,15 @@ def main() -> None:
                 torch.cuda.empty_cache()
             print(f"-- {name}: {record['items'][name]['status']} in {record['items'][name]['seconds']} s", flush=True)
             record["headline"] = headline(record["items"])
-            results.write_text(json.dumps(record, indent=2) + "\n")
-    results.write_text(json.dumps(record, indent=2) + "\n")
+            write_atomically(results, record)
+        write_atomically(results, record)  # with the items the budget left out
+
+
+def write_atomically(path: Path, record: dict) -> None:
+    """A kill mid-write (the section's hard timeout) must leave the previous complete file."""
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -25,16 +25,15 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed_common import log_rate  # noqa: E402
+
 from img2img import config as config_mod
 from img2img.cli import app
 from img2img.methods import get_method
 from img2img.train import resume_config, train
 
 CALIBRATION_PLACEHOLDER_STEPS = 10**7  # the calibration's total: its lr stays constant (decay starts half-way)
-
-
-def log_rates(run: Path) -> list[float]:
-    return [r["it_s"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "it_s" in r]
 
 
 def main() -> None:
@@ -69,8 +68,7 @@ def main() -> None:
     # 1. calibration: steps/s after the first log window (start-up, cudnn autotuning, compilation)
     t0 = time.monotonic()
     train(cfg, run, stop_after=calibration, progress=False)
-    rates = log_rates(run)
-    rate = (len(rates[1:]) / sum(1 / r for r in rates[1:])) if len(rates) > 1 else calibration / (time.monotonic() - t0)
+    rate = log_rate(run / "log.jsonl", skip_windows=1) if (run / "log.jsonl").is_file() else calibration / (time.monotonic() - t0)
     left = train_deadline - time.monotonic()
     total = calibration + max(1, int(rate * left * 0.9))
     record.update({"calibration_steps": calibration, "calibration_steps_per_s": rate, "planned_steps": total})

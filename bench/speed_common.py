@@ -129,3 +129,15 @@ def write_json(path: str | None, record: dict) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps({**record, "machine": machine()}, indent=2) + "\n")
+
+
+def log_rate(log: str | Path, skip_windows: int) -> float:
+    """Steps/s of a training run from its log.jsonl: the steps logged after the end of the first
+    `skip_windows` loss records (start-up, autotuning, compilation), over the wall time they took."""
+    records = [r for r in map(json.loads, Path(log).read_text().splitlines()) if "it_s" in r]
+    if len(records) < 2:
+        return records[-1]["it_s"]
+    first, last = records[min(max(skip_windows, 1), len(records) - 1) - 1], records[-1]
+    if "time" not in first or last["time"] <= first["time"]:
+        return last["it_s"]
+    return (last["step"] - first["step"]) / (last["time"] - first["time"])
