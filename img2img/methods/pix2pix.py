@@ -74,6 +74,9 @@ class Pix2Pix(Method):
         x, y = self._source_target(batch)
         return [x, self.inference_copy(self.G)(x), y]
 
+    def sample_titles(self, count):
+        return ["input", "output", "target"]
+
     def nets(self):
         return {"G": self.G, "D": self.D}
 
