@@ -285,6 +285,7 @@ class Trainer:
             raise UserError(f"cannot save the checkpoint at step {step} ({_disk_error(exc)}); {kept}. "
                             f"Free some space and continue with --resume") from None
         self.saved_step = step
+        self.log_event("saved", step)
         try:
             self.write_model(self.out / MODEL_FILE, step)
         except OSError as exc:
