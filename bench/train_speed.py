@@ -1,10 +1,13 @@
 """Training speed of CycleGAN: plain fp32 eager (the reference way) vs an optimized configuration.
 
     python bench/train_speed.py [--device cpu|cuda] [--size 256] [--batch 1] [--precision auto] [--compile]
+                                [--data-a DIR --data-b DIR]
 
 Synthetic batches (no data loading) through the real CycleGAN method: two ResNet-9 generators, two
 PatchGANs, LSGAN + cycle + identity losses, Adam. Prints image pairs/s, achieved TFLOP/s (counted on
-one step), peak memory and the speed-up of the optimized path over the baseline.
+one step), peak memory and the speed-up of the optimized path over the baseline. With --data-a/--data-b
+it also times the data path on those folders: the streaming DataLoader beside the decoded-image cache
+(bench/data_speed.py), so the share of a step that feeding it takes can be read beside the step time.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def main() -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--peak-tflops", type=float, default=0.0)
+    p.add_argument("--data-a", help="real folder A: also time the data path (streaming vs decoded cache)")
+    p.add_argument("--data-b", help="real folder B for --data-a")
+    p.add_argument("--data-batches", type=int, default=100)
     args = p.parse_args()
     device = resolve_device(args.device)
     if device.type == "cuda":
@@ -73,6 +79,10 @@ def main() -> None:
         base_flops = base_flops or flops
     print(f"device {device}, CycleGAN {args.size}x{args.size}, batch {args.batch}, {base_flops / 1e12:.2f} TFLOP per step")
     print_comparison(results, args.batch, "image pairs/s", base_flops, args.peak_tflops)
+    if args.data_a and args.data_b:
+        from data_speed import compare_data_paths
+
+        compare_data_paths(args.data_a, args.data_b, args.size, args.batch, args.data_batches, device)
 
 
 if __name__ == "__main__":

@@ -328,7 +328,7 @@ def test_preview_grids_are_small_titled_jpegs(cli, tmp_path, unpaired_dirs):
     grid = run / "samples" / "step_0000002.jpg"
     with Image.open(grid) as im:
         assert im.format == "JPEG"
-        pixels = torch.tensor(list(im.convert("L").getdata()), dtype=torch.float32).view(im.height, im.width)
+        pixels = torch.frombuffer(bytearray(im.convert("L").tobytes()), dtype=torch.uint8).view(im.height, im.width).float()
     assert pixels.shape[1] == 6 * (32 + 2) + 2  # six titled views of 32 px
     titles = pixels[:14]
     for k in range(6):  # dark title text over each column
