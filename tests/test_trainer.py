@@ -334,3 +334,13 @@ def test_preview_grids_are_small_titled_jpegs(cli, tmp_path, unpaired_dirs):
     for k in range(6):  # dark title text over each column
         assert (titles[:, 2 + k * 34: 2 + k * 34 + 32] < 100).sum() > 5, k
     assert grid.stat().st_size < 40_000
+
+
+def test_gpus_train_in_bf16_by_default_and_fp16_only_where_bf16_is_missing(monkeypatch):
+    from img2img.device import resolve_precision
+
+    gpu = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", gpu, step_gflop=0.01) == "bf16"  # whatever the size of the step
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", gpu, step_gflop=99.0) == "fp16"

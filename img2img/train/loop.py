@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
 from torch.utils.data import DataLoader, default_collate
 
 from img2img import config as config_mod
@@ -221,7 +222,9 @@ class Trainer:
         sampler = StepBatchSampler(len(ds), t.batch_size, t.seed, start, self.n_b, rank=self.dist.rank, world=self.dist.world)
         if t.workers < 0 and cache_fits(ds):
             self.cached = CachedBatches(ds, sampler, self.device, t.channels_last)
-            return iter(self.cached), f"images decoded once into a {cache_bytes(ds) / 2**20:,.0f} MiB cache"
+            size = cache_bytes(ds)
+            shown = f"{size / 2**20:,.0f} MiB" if size >= 2**20 else f"{size / 2**10:,.0f} kiB"
+            return iter(self.cached), f"images decoded once into a {shown} cache"
         workers = t.workers if t.workers >= 0 else (0 if self.device.type == "cpu" else min(8, os.cpu_count() or 1))
         loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, pin_memory=self.device.type == "cuda",
                             persistent_workers=workers > 0, generator=torch.Generator().manual_seed(t.seed))
@@ -352,9 +355,12 @@ class Trainer:
         timer = StepTimer(start)
         saves = ElapsedSchedule(t.save_minutes * 60, first_s=120)
         previews = ElapsedSchedule(t.sample_minutes * 60, first_s=60)
-        columns = [TextColumn(f"[bold]{cfg.method}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeElapsedColumn(), EtaColumn()]
-        bar = stack.enter_context(Progress(*columns, console=console, disable=not show))
+        # The losses come last: on a narrow terminal they are what gets cut, never the ETA.
+        fixed = lambda: Column(no_wrap=True)  # noqa: E731
+        columns = [TextColumn(f"[bold]{cfg.method}[/]", table_column=fixed()), BarColumn(bar_width=20, table_column=fixed()),
+                   MofNCompleteColumn(table_column=fixed()), TimeElapsedColumn(table_column=fixed()), EtaColumn(table_column=fixed()),
+                   TextColumn("{task.fields[info]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=0))]
+        bar = stack.enter_context(Progress(*columns, console=console, disable=not show, expand=True))
         stack.enter_context(stop.installed())
         task = bar.add_task("train", total=self.total, completed=start, info="", eta=None)
         if show:
@@ -378,9 +384,11 @@ class Trainer:
                 now = time.perf_counter()
                 if (step % t.log_every == 0 or step == start + 1 or now - last_log >= LOG_AT_LEAST_EVERY_S
                         or saving or boundary or stop.requested):
-                    values = self.log_losses(step, losses, window_steps / max(now - window_start, 1e-9))
+                    rate = window_steps / max(now - window_start, 1e-9)
+                    values = self.log_losses(step, losses, rate)
                     window_start, window_steps, last_log = now, 0, now
-                    bar.update(task, info=" ".join(f"{k} {v:.3f}" for k, v in values.items()))
+                    speed = f"{rate:.2f} it/s" if rate >= 0.5 else f"{1 / rate:.1f} s/it"
+                    bar.update(task, info=speed + " " + " ".join(f"{k} {v:.3f}" for k, v in values.items()))
                 if main and not projected and timer.projection_due(step):
                     projected = True
                     self._announce_projection(timer.seconds_per_step(step), step, show)

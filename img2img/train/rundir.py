@@ -50,8 +50,8 @@ def check_new_run_dir(out: Path) -> None:
         return
     clash = [name for name in RUN_FILES if (out / name).exists()]
     if clash:
-        raise UserError(f"{out} holds {', '.join(clash)} that img2img did not write; a run there would overwrite them. "
-                        f"Choose another --out")
+        raise UserError(f"{out} holds {', '.join(clash)} that img2img did not write; a run there would overwrite "
+                        f"{'it' if len(clash) == 1 else 'them'}. Choose another --out")
 
 
 def write_config(out: Path, config: dict) -> None:
