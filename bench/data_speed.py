@@ -2,10 +2,13 @@
 cache) beside the decoded-image cache (decode once, crop/flip/normalise on the device), on real folders.
 
     python bench/data_speed.py --a DIR --b DIR [--size 256] [--batch 1] [--batches 200] [--device cpu] [--workers 0]
+                               [--train-steps N [--ngf 16]]
 
 Prints ms per batch for the streaming path, for the cache's first pass (which decodes every image
 it meets) and for the cache once warm, and the speed-up of the warm cache. Also called by
 train_speed.py --data-a/--data-b. Both paths yield bit-identical batches (tests/test_trainer.py).
+--train-steps N also runs the whole trainer (img2img.train.train, CycleGAN with --ngf/--ndf) for N steps
+each way, streaming (--workers 0: the loop before the cache) and cached, and prints seconds per step.
 """
 
 from __future__ import annotations
@@ -57,6 +60,27 @@ def compare_data_paths(a: str, b: str, size: int, batch: int, batches: int, devi
     cached.close()
 
 
+def compare_training(a: str, b: str, size: int, batch: int, steps: int, ngf: int, device: torch.device) -> None:
+    import tempfile
+
+    from rich.console import Console
+
+    from img2img.train import train
+
+    rows = []
+    for label, workers in (("streaming, 0 workers (before)", 0), ("decoded cache (after)", -1)):
+        cfg = build_config(get_method("cyclegan"), overrides={
+            "data.a": a, "data.b": b, "data.image_size": size, "train.batch_size": batch, "train.steps": steps,
+            "net.ngf": ngf, "net.ndf": ngf, "train.device": str(device), "train.workers": workers, "train.log_every": steps})
+        with tempfile.TemporaryDirectory() as out:
+            result = train(cfg, f"{out}/run", progress=False, console=Console(quiet=True))
+        rows.append((label, result.seconds / steps))
+    print(f"whole trainer, CycleGAN ngf {ngf} at {size} px, batch {batch}, {steps} steps each (set-up, previews and saves included):")
+    for label, sec in rows:
+        print(f"  {label:44s} {sec:8.3f} s/step")
+    print(f"  speed-up: {rows[0][1] / rows[1][1]:.2f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--a", required=True)
@@ -66,8 +90,13 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=200)
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--train-steps", type=int, default=0)
+    p.add_argument("--ngf", type=int, default=16)
     args = p.parse_args()
-    compare_data_paths(args.a, args.b, args.size, args.batch, args.batches, resolve_device(args.device), args.workers)
+    device = resolve_device(args.device)
+    compare_data_paths(args.a, args.b, args.size, args.batch, args.batches, device, args.workers)
+    if args.train_steps:
+        compare_training(args.a, args.b, args.size, args.batch, args.train_steps, args.ngf, device)
 
 
 if __name__ == "__main__":
