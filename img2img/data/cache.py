@@ -15,9 +15,10 @@ two JPEGs and resizes them per pair (about 8 ms of CPU each at 256 px), 2.4 CPU-
 at 150 pairs/s: it needs several worker processes to keep up, the cache needs none. Memory: the
 horse2zebra training set (2,401 images) at load 286 is 589 MB.
 
-Images are decoded lazily (the first time a step needs them) by the training thread, and ahead of
-time by a background thread that walks the sampler's future order; both write the same bytes, so
-the race between them is harmless. A file that cannot be decoded any more is named once and
+Images are decoded lazily (the first time a step needs them) by the training thread, and, when the
+step runs on an accelerator, ahead of time by a background thread that walks the sampler's future
+order; both write the same bytes, so the race between them is harmless. On a CPU the first epoch
+thus costs what the streaming path costs (the same decode and resize, once), and later ones less. A file that cannot be decoded any more is named once and
 replaced by the next good item of its folder, deterministically.
 """
 

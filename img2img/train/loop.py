@@ -221,7 +221,9 @@ class Trainer:
         t, ds = self.cfg.train, self.dataset
         sampler = StepBatchSampler(len(ds), t.batch_size, t.seed, start, self.n_b, rank=self.dist.rank, world=self.dist.world)
         if t.workers < 0 and cache_fits(ds):
-            self.cached = CachedBatches(ds, sampler, self.device, t.channels_last)
+            # Decoding ahead in threads pays where the step runs elsewhere (a GPU); on a CPU those threads would take
+            # cores from the step (measured: 0.96 -> 1.47 s/step for a 30-step run), so images are decoded when first needed.
+            self.cached = CachedBatches(ds, sampler, self.device, t.channels_last, prefetch=self.device.type != "cpu")
             size = cache_bytes(ds)
             shown = f"{size / 2**20:,.0f} MiB" if size >= 2**20 else f"{size / 2**10:,.0f} kiB"
             return iter(self.cached), f"images decoded once into a {shown} cache"
