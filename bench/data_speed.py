@@ -52,7 +52,7 @@ def compare_data_paths(a: str, b: str, size: int, batch: int, batches: int, devi
     cold = _per_batch(it, n, device)
     warm = _per_batch(iter(cached), n, device)  # the same batches again, every image now decoded
     print(f"data path, {len(ds)}+{ds.n_b} images at {size} px (load {cfg.data.resolved_load_size}), batch {batch}, device {device}, "
-          f"{n} batches; cache {cache_bytes(ds) / 2**20:,.0f} MiB")
+          f"{n} batches; cache {cache_bytes(ds) / 2**20:,.1f} MiB")
     print(f"  {'streaming DataLoader, ' + str(workers) + ' workers (before)':44s} {1000 * streaming:8.2f} ms/batch")
     print(f"  {'decoded cache, first pass (decodes)':44s} {1000 * cold:8.2f} ms/batch")
     print(f"  {'decoded cache, warm (after)':44s} {1000 * warm:8.2f} ms/batch")
