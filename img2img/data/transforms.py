@@ -23,7 +23,8 @@ from img2img.config import DataConfig
 class PairTransform:
     def __init__(self, cfg: DataConfig):
         self.load_size, self.crop_size, self.flip, self.channels = cfg.resolved_load_size, cfg.image_size, cfg.flip, cfg.channels
-        self.resize = v2.Resize((self.load_size, self.load_size), antialias=True)
+        # Bicubic as the reference (transforms.Resize(..., Image.BICUBIC)); antialiased when shrinking.
+        self.resize = v2.Resize((self.load_size, self.load_size), interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
         self._flip_p = 0.5
         steps = [self.resize, v2.RandomCrop(cfg.image_size)]
         if cfg.flip:
