@@ -477,7 +477,7 @@ def report(run: Path = typer.Argument(..., help="run folder (the --out of img2im
     out_console.print(f"wrote {write_report(run, output)}", soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def demo(
     out: Path = typer.Option(Path("img2img-demo"), "--out", "-o", help="folder for the demo's data, run and results"),

@@ -20,6 +20,8 @@ CATALOG: dict[str, MethodInfo] = {
     "cyclegan": MethodInfo("unpaired", "unpaired translation: two GANs + cycle consistency (Zhu et al. 2017)"),
     "distancegan": MethodInfo("unpaired", "unpaired, one-sided: GAN + distance preservation (Benaim & Wolf 2017)"),
     "stargan": MethodInfo("domains", "many domains with one conditional generator (Choi et al. 2018)"),
+    "cut": MethodInfo("unpaired", "unpaired one-way translation: GAN + patchwise contrastive loss (Park et al. 2020)"),
+    "fastcut": MethodInfo("unpaired", "CUT's faster variant: no identity term, lambda_NCE 10, flip-equivariance (Park et al. 2020)"),
 }
 
 # The data flags each kind of dataset reads (the others would be ignored, so they are not offered).

@@ -1,6 +1,6 @@
 """`img2img report RUN`: one self-contained HTML page about a training run, finished or still going.
 
-It reads only what the loop writes (log.jsonl, samples/step_*.png, config.json) plus any eval JSON files
+It reads only what the loop writes (log.jsonl, samples/step_*.jpg or .png, config.json) plus any eval JSON files
 left in the run folder (`img2img eval --json RUN/eval.json`, bench/budget.py's record), and embeds
 everything: curves as inline SVG, sample grids as base64 PNG, so the page opens anywhere without network.
 A run that is still training may have a half-written last log line or sample; those are skipped.
@@ -127,13 +127,19 @@ def smooth(s: list[tuple[float, float]], window: int) -> list[tuple[float, float
     return out
 
 
-def _complete_png(data: bytes) -> bool:
-    return data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in data[-16:]
+def image_type(data: bytes) -> str | None:
+    """'png' or 'jpeg' for a complete file of that kind; None for anything else, such as a preview the loop
+    is writing right now (no end marker yet)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in data[-16:]:
+        return "png"
+    if data.startswith(b"\xff\xd8") and data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return "jpeg"
+    return None
 
 
-def sample_grids(run: Path, limit: int = MAX_GRIDS) -> list[tuple[int, bytes]]:
-    """Up to `limit` sample grids spread evenly over training, always with the first and the newest."""
-    files = sorted((run / SAMPLES_DIR).glob("step_*.png"))
+def sample_grids(run: Path, limit: int = MAX_GRIDS) -> list[tuple[int, str, bytes]]:
+    """Up to `limit` sample grids (step_*.jpg or .png) spread evenly over training, with the first and the newest."""
+    files = sorted(f for f in (run / SAMPLES_DIR).glob("step_*") if f.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if len(files) > limit:
         idx = sorted({round(i * (len(files) - 1) / (limit - 1)) for i in range(limit)})
         files = [files[i] for i in idx]
@@ -144,8 +150,9 @@ def sample_grids(run: Path, limit: int = MAX_GRIDS) -> list[tuple[int, bytes]]:
             step = int(f.stem.split("_")[1])
         except (OSError, ValueError, IndexError):
             continue
-        if _complete_png(data):
-            grids.append((step, data))
+        kind = image_type(data)
+        if kind:
+            grids.append((step, kind, data))
     return grids
 
 
@@ -240,9 +247,9 @@ def build_report(run: str | Path) -> str:
     if grids:
         parts.append("<p class='meta'>Each grid: rows are preview images; columns are the method's views "
                      "(input, translation, then reconstruction or target).</p>")
-        for s, data in grids:
+        for s, kind, data in grids:
             b64 = base64.b64encode(data).decode("ascii")
-            parts.append(f"<figure><img src='data:image/png;base64,{b64}' alt='step {s}'><figcaption>step {s}</figcaption></figure>")
+            parts.append(f"<figure><img src='data:image/{kind};base64,{b64}' alt='step {s}'><figcaption>step {s}</figcaption></figure>")
     else:
         parts.append("<p>No sample grids yet.</p>")
 

@@ -165,6 +165,9 @@ class CUT(Method):
         g = self.inference_copy(self.G)
         return [a, g(a), b, g(b)]  # input, translation; a B image and G(B), which should stay close to it
 
+    def sample_titles(self, count):
+        return ["A", "G(A)", "B", "G(B)"][:count]
+
     def nets(self):
         return {"G": self.G, "F": self.F, "D": self.D}
 
