@@ -117,6 +117,14 @@ def test_cut_refuses_a_unet(unpaired_dirs, cli, tmp_path):
     assert result.exit_code == 2 and "ResNet generator" in result.output
 
 
+@pytest.mark.parametrize("flag,value", [("--num-patches", "0"), ("--nce-temperature", "0"), ("--lambda-nce", "-1"),
+                                        ("--mlp-width", "0")])
+def test_bad_cut_settings_are_one_line_errors(cli, tmp_path, unpaired_dirs, flag, value):
+    result = cli(["train", "cut", "--a", unpaired_dirs[0], "--b", unpaired_dirs[1], "--steps", "1", "--out", tmp_path / "r",
+                  flag, value, *TINY_FLAGS])
+    assert result.exit_code == 2 and "loss.num_patches" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("method", ["cut", "fastcut"])
 def test_stop_and_resume_equals_uninterrupted(cli, tmp_path, unpaired_dirs, method):
     data = ["--a", unpaired_dirs[0], "--b", unpaired_dirs[1], "--generator", "resnet_2", "--batch-size", "2"]

@@ -86,8 +86,9 @@ class CUT(Method):
         if parse_generator_name(cfg.net.generator)[0] != "resnet":
             raise UserError(f"{self.name} taps the encoder of a ResNet generator; use --generator resnet_9 (or resnet_6)")
         w = cfg.loss
-        if w.num_patches < 1 or w.mlp_width < 1 or w.nce_temperature <= 0:
-            raise UserError("loss.num_patches and loss.mlp_width must be at least 1 and loss.nce_temperature above 0")
+        if w.num_patches < 1 or w.mlp_width < 1 or w.nce_temperature <= 0 or w.lambda_nce < 0 or w.lambda_gan < 0:
+            raise UserError("loss.num_patches and loss.mlp_width must be at least 1, loss.nce_temperature above 0, "
+                            "loss.lambda_nce and loss.lambda_gan 0 or more")
         self.arch_g = self.generator_arch()
         self.G = self.new_generator(self.arch_g)
         self.D = self.new_discriminator(self.discriminator_arch(cfg.data.channels))
