@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from img2img import config as config_mod
-from img2img.atomic import next_free_folder
-from img2img.errors import UserError
+from img2img.atomic import atomic_write_text, next_free_folder
+from img2img.errors import UserError, require_in_range
 from img2img.methods import METHODS, get_method
 
 console = Console(stderr=True, highlight=False)
@@ -225,10 +225,8 @@ def translate(
     from img2img.translate import TranslateReport, Translator, translate_files
     from img2img.translate.outputs import plan_jobs, prepare_targets
 
-    if batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
-    if temporal and not 0.0 <= temporal_strength <= 0.95:
-        raise UserError("--temporal-strength must be between 0 and 0.95")
+    require_in_range("--batch-size", batch_size, 1, 4096)
+    require_in_range("--temporal-strength", temporal_strength, 0.0, 0.95)
     from img2img.translate.batch import frames_dir_jobs, local_device, select_shard, shard_spec
     from img2img.translate.scale import Rescaled, processing_size
     from img2img.translate.video import is_video_path
@@ -391,8 +389,10 @@ def eval_(
     from img2img.metrics.evaluate import evaluate_model, score_folders
     from img2img.metrics.features import load_inception
 
-    if batch_size < 1 or kid_subsets < 1 or kid_subset_size < 2 or limit < 0:
-        raise UserError("--batch-size and --kid-subsets must be at least 1, --kid-subset-size at least 2, --limit 0 or more")
+    for flag, value, low, high in (("--batch-size", batch_size, 1, 4096), ("--kid-subsets", kid_subsets, 1, 100_000),
+                                   ("--kid-subset-size", kid_subset_size, 2, 1_000_000), ("--limit", limit, 0, 10**9),
+                                   ("--image-size", image_size, 8, 8192)):
+        require_in_range(flag, value, low, high)
     folders = real is not None or fake is not None
     if folders and (model is not None or a or b or data):
         raise UserError("give either --real and --fake (two folders) or MODEL with test data, not both")
@@ -411,12 +411,13 @@ def eval_(
         progress = _progress_factory(bar)
         if folders:
             result = score_folders(real, fake, extractor, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
-                                   progress=progress)
+                                   progress=progress, other_outputs=[json_path] if json_path is not None else [])
         else:
             result = evaluate_model(model, a=a, b=b, data=data, direction=direction, extractor=extractor,
                                     size=image_size, batch_size=batch_size, device=str(dev), limit=limit,
                                     kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, save_dir=save,
-                                    paired=paired, precision=precision, progress=progress)
+                                    paired=paired, precision=precision, progress=progress,
+                                    other_outputs=[json_path] if json_path is not None else [])
     table = Table(title=f"{result.get('method', 'folders')} {result.get('direction', '')}".strip(), show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -431,9 +432,9 @@ def eval_(
     if json_path is not None:
         try:
             json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise UserError(f"cannot write {json_path}: {exc.strerror or exc}") from None
+        atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
         console.print(f"scores written to {json_path}", soft_wrap=True)
 
 
@@ -448,6 +449,8 @@ def export(
     """Export a generator to ONNX or torch.export (.pt2): eval mode, dynamic batch and image size; a
     conditional generator (StarGAN) takes its label as a second input. Checks parity with PyTorch."""
     from img2img.export import export_model
+
+    require_in_range("--tolerance", tolerance, 0.0, 1e6)
 
     report = export_model(model, output, direction)
     inputs = "x (N, C, H, W) in [-1, 1]" + (", cond (N, domains)" if report.conditional else "")
