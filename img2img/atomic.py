@@ -14,6 +14,12 @@ from img2img.errors import UserError
 class OutputWriteError(UserError, OSError):
     """An output could not be written (disk full, permission...): one line for the user, an OSError for callers."""
 
+    @classmethod
+    def wrap(cls, exc: OSError, path: Path) -> "OutputWriteError":
+        err = cls(f"cannot write {path}: {exc.strerror or exc}")
+        err.errno = exc.errno  # callers can still tell a full disk from a bad name
+        return err
+
 
 def default_file_mode() -> int:
     """The mode open() would give a new file: 0o666 less the umask (mkstemp alone gives 0o600)."""
@@ -40,7 +46,7 @@ def atomic_path(path: str | Path, fsync: bool = True) -> Iterator[Path]:
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise OutputWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise OutputWriteError.wrap(exc, path) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -54,7 +60,7 @@ def atomic_path(path: str | Path, fsync: bool = True) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OutputWriteError):
             raise
-        raise OutputWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise OutputWriteError.wrap(exc, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

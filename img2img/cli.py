@@ -197,7 +197,7 @@ for _name, _cls in METHODS.items():
 def translate(
     model: Path = typer.Argument(..., help="model file (RUN/model.pt)"),
     inputs: list[str] = typer.Argument(..., help="images, videos, folders or glob patterns (quote globs: 'photos/*.jpg')"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="output image (one input) or folder; default ./translated/. Outputs keep the input's name and size"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="output image (one input) or folder; default ./translated/. Outputs keep the input's name and size"),
     direction: Optional[str] = typer.Option(None, "--direction", help="a2b or b2a for two-way models (default: a2b, or the model's only direction)"),
     to: Optional[str] = typer.Option(None, "--to", help="StarGAN: target domain; 'all' = one output per domain, named <stem>_<domain>. "
                                      "Attribute models: 'Black_Hair=1,Male=0' sets those and keeps the rest as the model's "
@@ -223,7 +223,7 @@ def translate(
 ) -> None:
     """Translate images, videos, folders or globs with a trained model; each output keeps its input's size and name."""
     from img2img.translate import TranslateReport, Translator, translate_files
-    from img2img.translate.outputs import plan_jobs, prepare_targets
+    from img2img.translate.outputs import plan_targets, prepare_targets
 
     require_in_range("--batch-size", batch_size, 1, 4096)
     require_in_range("--temporal-strength", temporal_strength, 0.0, 0.95)
@@ -243,7 +243,8 @@ def translate(
         targets = domain_translators(load_model(model), to, device=device, precision=precision, compile=compile)
     else:
         targets = [("", Translator(model, direction=direction, device=device, precision=precision, compile=compile))]
-    plans = [(translator, plan_jobs(inputs, output, name_suffix=suffix)) for suffix, translator in targets]
+    unlisted: list = []  # input folders that cannot be read: reported as failed, the rest go on
+    plans = list(zip([t for _, t in targets], plan_targets(inputs, output, [s for s, _ in targets], unlisted)))
     # videos go their own way (video.py); --size wraps the image translator; --shard/torchrun take a share
     video_plans = [(t, [j for j in js if is_video_path(j.source)]) for t, js in plans]
     if frames_dir is not None:
@@ -270,6 +271,9 @@ def translate(
     with Progress(*columns, console=console, disable=quiet or not jobs) as bar:
         task = bar.add_task("translate", total=len(jobs))
         report = TranslateReport()
+        for path, msg in unlisted:
+            on_error(path, msg)
+            report.failed.append((path, msg))
         for translator, target_jobs in plans:
             part = translate_files(translator, target_jobs, batch_size=batch_size, overwrite=overwrite,
                                    on_progress=lambda n: bar.advance(task, n), on_error=on_error)

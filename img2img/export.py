@@ -173,7 +173,7 @@ def _write(save, output: Path) -> None:
     try:
         save()
     except OSError as exc:
-        raise OutputWriteError(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise OutputWriteError.wrap(exc, output) from None
     except Exception as exc:  # noqa: BLE001 - serialisers wrap I/O errors in their own types
         raise OutputWriteError(f"cannot write {output}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
 
