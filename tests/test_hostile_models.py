@@ -197,3 +197,48 @@ def test_export_file_mode_follows_the_umask(tmp_path, model):
     assert result.exit_code == 0, result.output
     assert out.stat().st_mode & 0o777 == 0o664
     assert_no_partial_files(tmp_path)
+
+
+# ------------------------------------------------------------------- conditional (StarGAN) model files
+
+def _cond(value):
+    def damage(p):
+        p["directions"]["to:c"]["cond"] = value
+    return damage
+
+
+def _classifier(key, value):
+    def damage(p):
+        target = p["classifier"]["arch"] if key in ("n_classes", "ndf", "n_layers") else p["classifier"]
+        target[key] = value
+    return damage
+
+
+def _no_label(p):
+    del p["directions"]["to:c"]["cond"]
+
+
+STARGAN_DAMAGE = {
+    "label-too-short": (_cond([1.0]), "cond"),
+    "label-nan": (_cond([math.nan, 0.0]), "cond"),
+    "label-text": (_cond(["1", "0"]), "cond"),
+    "label-missing": (_no_label, "no label"),
+    "classifier-class-count": (_classifier("n_classes", 5), "5 classes"),
+    "classifier-no-weights": (_classifier("state_dict", {}), "no weights"),
+    "classifier-huge": (_classifier("ndf", 10**7), "ndf"),
+    "classifier-image-size": (_classifier("image_size", -1), "image_size"),
+}
+
+
+@pytest.mark.parametrize("case", list(STARGAN_DAMAGE))
+def test_damaged_conditional_model_files_are_refused(tmp_path, tmp_path_factory, case):
+    damage, needle = STARGAN_DAMAGE[case]
+    payload = model_payload(tiny_model(tmp_path_factory, "stargan_clash"))
+    damage(payload)
+    bad = tmp_path / "model.pt"
+    torch.save(payload, bad)
+    photo = noise_image(tmp_path / "in" / "photo.png", 36, 28)
+    for args in (["info", bad], ["translate", bad, photo, "--to", "c", "-o", tmp_path / "out", "-q"]):
+        line = assert_refused(invoke(args))
+        assert needle in line, (case, line)
+    assert not (tmp_path / "out").exists()
