@@ -242,3 +242,16 @@ def test_damaged_conditional_model_files_are_refused(tmp_path, tmp_path_factory,
         line = assert_refused(invoke(args))
         assert needle in line, (case, line)
     assert not (tmp_path / "out").exists()
+
+
+def test_training_outputs_follow_the_umask(tmp_path, unpaired_dirs):
+    from conftest import TINY_FLAGS
+
+    a, b = unpaired_dirs
+    with umask(0o002):
+        result = invoke(["train", "cyclegan", "--a", a, "--b", b, "--steps", "1", "--generator", "resnet_1",
+                         "--out", tmp_path / "run", *TINY_FLAGS])
+    assert result.exit_code == 0, result.output
+    for name in ("model.pt", "checkpoint.pt"):
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o664, name
+    assert_no_partial_files(tmp_path / "run")
