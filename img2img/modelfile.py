@@ -111,6 +111,9 @@ def safe_torch_load(path: Path, what: str) -> Any:
 def load_model(path: str | Path) -> ModelFile:
     """Read a model file safely; every way it can be wrong is a one-line UserError."""
     path = Path(path)
+    if path.is_dir():
+        hint = f"; did you mean {path / 'model.pt'}?" if (path / "model.pt").is_file() else ""
+        raise UserError(f"{path} is a folder, not a model file (a run's model file is RUN/model.pt){hint}")
     if not path.is_file():
         raise UserError(f"model file not found: {path}")
     data = safe_torch_load(path, "model file")
@@ -171,10 +174,13 @@ def _check_state(state: Any, expected: nn.Module, where: str) -> None:
                 ([f"unexpected {', '.join(map(str, extra[:3]))}{', ...' if len(extra) > 3 else ''}"] if extra else [])
         raise _Damaged(f"{where}: the weights do not match the architecture ({'; '.join(parts)})")
     bad_values = 0
+    floating = {k: v.is_floating_point() for k, v in expected.state_dict().items()}
     for key, shape in want.items():
         t = state[key]
         if not isinstance(t, torch.Tensor):
             raise _Damaged(f"{where}: weight {key} is a {type(t).__name__}, not a tensor")
+        if t.is_floating_point() != floating[key] or t.is_complex() or t.layout != torch.strided:
+            raise _Damaged(f"{where}: weight {key} holds {t.dtype} values, not the {'floating-point' if floating[key] else 'integer'} numbers it needs")
         if tuple(t.shape) != shape:
             raise _Damaged(f"{where}: weight {key} has shape {tuple(t.shape)}, the architecture needs {shape}")
         if t.is_floating_point():

@@ -255,3 +255,24 @@ def test_training_outputs_follow_the_umask(tmp_path, unpaired_dirs):
     for name in ("model.pt", "checkpoint.pt"):
         assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o664, name
     assert_no_partial_files(tmp_path / "run")
+
+
+def _dtype(dtype):
+    def damage(p):
+        sd = _gen(p)["state_dict"]
+        k = _first_weight(p)
+        sd[k] = sd[k].to(dtype)
+    return damage
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.bool, torch.complex64])
+def test_weights_of_the_wrong_kind_are_refused(tmp_path, model, dtype):
+    payload = model_payload(model)
+    _dtype(dtype)(payload)
+    bad = tmp_path / "model.pt"
+    torch.save(payload, bad)
+    assert_refused(invoke(["info", bad]), str(dtype))
+
+
+def test_a_run_folder_given_as_the_model_points_at_its_model_file(model):
+    assert_refused(invoke(["info", model.parent]), "is a folder", str(model))

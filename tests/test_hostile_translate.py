@@ -294,3 +294,13 @@ def test_eval_outputs_are_complete_and_follow_the_umask(tmp_path, model):
     assert sorted(p.name for p in files) == ["scores.json", "x.png", "y.png"]
     assert {p.stat().st_mode & 0o777 for p in files} == {0o664}
     assert_no_partial_files(tmp_path / "saved", tmp_path / "scores.json")
+
+
+def test_eval_turns_a_generator_failure_into_one_line(tmp_path, model, monkeypatch):
+    a, b = _test_folders(tmp_path)
+    monkeypatch.setattr(Translator, "__call__", lambda self, x: (_ for _ in ()).throw(RuntimeError("CUDA out of memory.")))
+    result = invoke(["eval", model, "--a", a, "--b", b, "--paired", "--no-fid", "--save", tmp_path / "saved",
+                     "--json", tmp_path / "s.json", "-q"])
+    assert_refused(result, "out of memory", "--batch-size")
+    assert not (tmp_path / "s.json").exists()
+    assert_no_partial_files(tmp_path / "saved")

@@ -180,7 +180,15 @@ def translate_and_score(plan: EvalPlan, translate: Callable[[torch.Tensor], torc
 
     def outputs() -> Iterator[torch.Tensor]:
         for group in batches():
-            ys = translate(torch.stack([x for _, x in group])).cpu()
+            try:
+                ys = translate(torch.stack([x for _, x in group])).cpu()
+            except UserError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - out of memory, a generator failing on odd sizes...
+                text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+                names = ", ".join(s.name for s, _ in group[:3]) + (", ..." if len(group) > 3 else "")
+                raise UserError(f"cannot translate the test image(s) {names}: {text}; a smaller --batch-size or "
+                                f"--image-size N may help") from None
             for (s, _), y in zip(group, ys):
                 y8 = unit_to_uint8(y)
                 if s.target is not None:
