@@ -169,3 +169,9 @@ def test_bad_export_tolerance_is_refused(tmp_path, model, tolerance):
     result = invoke(["export", model, "-o", tmp_path / "g.pt2", "--tolerance", tolerance])
     assert_refused(result, "--tolerance")
     assert not (tmp_path / "g.pt2").exists()
+
+
+@pytest.mark.parametrize("steps", ["-5", "0", "99999999999999"])
+def test_demo_refuses_a_bad_step_count_before_making_anything(tmp_path, steps):
+    assert_refused(invoke(["demo", "--out", tmp_path / "demo", "--steps", steps]), "--steps")
+    assert not (tmp_path / "demo").exists()
