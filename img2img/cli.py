@@ -175,14 +175,14 @@ def _make_train_command(method_cls):
         run_dir = out or next_free_folder(Path("runs") / method_cls.name)
         # Under torchrun every process runs this command; only rank 0 talks.
         console.quiet = int(os.environ.get("RANK", "0")) != 0
-        console.print(f"[bold]{cfg.method}[/] → {run_dir}  ({'resuming' if resume else 'new run'})", soft_wrap=True)
+        console.print(f"[bold]{cfg.method}[/] → {escape(str(run_dir))}  ({'resuming' if resume else 'new run'})", soft_wrap=True)
         result = train(cfg, run_dir, resume=resume, stop_after=stop_after, progress=not quiet, console=console)
         if result.interrupted:
             console.print(f"[yellow]stopped at step {result.step}/{result.total_steps}; checkpoint saved. "
-                          f"Continue with: img2img train {cfg.method} --resume --out {run_dir}[/]", soft_wrap=True)
+                          f"Continue with: img2img train {cfg.method} --resume --out {escape(str(run_dir))}[/]", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED)
-        console.print(f"step {result.step}/{result.total_steps} in {result.seconds:.1f}s; model: {run_dir / 'model.pt'}, "
-                      f"samples: {run_dir / 'samples'}")
+        console.print(f"step {result.step}/{result.total_steps} in {result.seconds:.1f}s; model: {escape(str(run_dir / 'model.pt'))}, "
+                      f"samples: {escape(str(run_dir / 'samples'))}")
 
     return command
 
@@ -266,7 +266,7 @@ def translate(
     def on_error(path, msg) -> None:  # with several targets, an unreadable input is reported once
         if path not in failed_once:
             failed_once.add(path)
-            console.print(f"[red]failed:[/] {msg}", soft_wrap=True)
+            console.print(f"[red]failed:[/] {escape(msg)}", soft_wrap=True)
 
     with Progress(*columns, console=console, disable=quiet or not jobs) as bar:
         task = bar.add_task("translate", total=len(jobs))
@@ -295,7 +295,7 @@ def translate(
         console.print("nothing to do: this shard has no inputs")
         return
     where = jobs[0].target if len(jobs) == 1 else jobs[0].target.parent
-    console.print(f"{len(report.written)} written to {where}"
+    console.print(f"{len(report.written)} written to {escape(str(where))}"
                   + (f", {len(report.skipped)} skipped (exist; --overwrite replaces them)" if report.skipped else "")
                   + (f", [red]{len(report.failed)} failed[/]" if report.failed else ""))
     if report.failed:
@@ -439,7 +439,7 @@ def eval_(
         except OSError as exc:
             raise UserError(f"cannot write {json_path}: {exc.strerror or exc}") from None
         atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
-        console.print(f"scores written to {json_path}", soft_wrap=True)
+        console.print(f"scores written to {escape(str(json_path))}", soft_wrap=True)
 
 
 @app.command()
@@ -458,7 +458,7 @@ def export(
 
     report = export_model(model, output, direction)
     inputs = "x (N, C, H, W) in [-1, 1]" + (", cond (N, domains)" if report.conditional else "")
-    out_console.print(f"wrote {report.path} ({report.format}; generator {report.generator} for {report.direction}; "
+    out_console.print(f"wrote {escape(str(report.path))} ({report.format}; generator {report.generator} for {report.direction}; "
                   f"inputs {inputs}; H and W multiples of {report.stride})", soft_wrap=True)
     shape = "x".join(map(str, report.check_shape))
     ok = report.max_abs_diff <= tolerance

@@ -304,3 +304,12 @@ def test_eval_turns_a_generator_failure_into_one_line(tmp_path, model, monkeypat
     assert_refused(result, "out of memory", "--batch-size")
     assert not (tmp_path / "s.json").exists()
     assert_no_partial_files(tmp_path / "saved")
+
+
+@pytest.mark.parametrize("folder,name", [("in[", "b]x.png"), ("in", "[red]colour.png"), ("in", "[link=x]a.png")])
+def test_paths_that_look_like_markup_are_printed_as_they_are(tmp_path, model, folder, name):
+    """'in[' + '/' + 'b]x.png' reads as a closing tag [/b] to rich: it must be printed, not parsed."""
+    inputs = _inputs(tmp_path / folder)
+    (inputs / name).write_bytes(b"not an image")
+    result = invoke(["translate", model, inputs, "-o", tmp_path / "out [x]", "-q"])
+    assert_some_failed(result, [f"{folder}/{name}"], tmp_path / "out [x]", list(GOOD))
