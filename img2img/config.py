@@ -90,7 +90,7 @@ class NetConfig:
 @dataclass
 class TrainConfig:
     steps: int = option(0, "training iterations (exclusive with epochs)", ge=0, le=10**10)
-    epochs: int = option(0, "passes over the larger training folder (exclusive with steps)", ge=0, le=10**7)
+    epochs: int = option(0, "passes over the training data; unpaired: over the larger folder, max(|A|, |B|) images (exclusive with steps)", ge=0, le=10**7)
     batch_size: int = option(1, "images per step", ge=1, le=65536)
     lr: float = option(2e-4, "Adam learning rate of the generator(s)", gt=0, le=1)
     lr_d: float = option(0.0, "Adam learning rate of the discriminator(s); 0 = same as lr (set both for two-timescale updates)", ge=0, le=1)

@@ -116,6 +116,7 @@ DAMAGE = {
     "channels-five": (_set(["channels"], 5), "channels"),
     "negative-step": (_set(["step"], -4), "step"),
     "bad-test-time-norm": (_set(["test_time_norm"], "magic"), "test_time_norm"),
+    "dropout-seed-text": (_set(["test_dropout_seed"], "seven"), "test_dropout_seed"),
     "all-nan-weights": (_poison(math.nan, everything=True), "NaN"),
     "one-inf-weight": (_poison(math.inf, everything=False), "NaN or infinite"),
 }

@@ -18,7 +18,8 @@ class PairTransform:
     def __init__(self, cfg: DataConfig):
         load = cfg.resolved_load_size
         steps = [
-            v2.Resize((load, load), antialias=True),
+            # Bicubic as the reference (transforms.Resize(..., Image.BICUBIC)); antialiased when shrinking.
+            v2.Resize((load, load), interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
             v2.RandomCrop(cfg.image_size),
         ]
         if cfg.flip:

@@ -220,7 +220,7 @@ def evaluate_model(model: str | Path, *, a: str | Path | None = None, b: str | P
                    size: int | None = None, batch_size: int = 8, device: str = "auto", limit: int = 0,
                    kid_subsets: int = 100, kid_subset_size: int = 1000, save_dir: str | Path | None = None,
                    paired: bool | None = None, precision: str = "fp32", progress: ProgressFactory = no_progress,
-                   other_outputs: list[Path] = ()) -> dict:
+                   test_dropout: bool | None = None, other_outputs: list[Path] = ()) -> dict:
     """Translate the test inputs with the model and score them (see the module docstring).
 
     extractor=None skips FID/KID (paired metrics only). paired=None: --a/--b are paired by file
@@ -231,7 +231,7 @@ def evaluate_model(model: str | Path, *, a: str | Path | None = None, b: str | P
     from img2img.methods import METHODS
     from img2img.translate import Translator
 
-    translator = Translator(model, direction=direction, device=device, precision=precision)
+    translator = Translator(model, direction=direction, device=device, precision=precision, test_dropout=test_dropout)
     if paired is None:
         method_cls = METHODS.get(translator.model.method)
         paired = method_cls is not None and method_cls.dataset_kind == "paired"

@@ -11,6 +11,7 @@ stay unaware of distribution. Only rank 0 logs and writes files.
 
 from __future__ import annotations
 
+import atexit
 import os
 import types
 from dataclasses import dataclass
@@ -45,15 +46,30 @@ def init_distributed(device_type: str) -> DistInfo:
         return DistInfo()
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        # Left to the interpreter's exit, gloo's worker threads are destroyed while still joinable and
+        # the process aborts ("terminate called without an active exception", seen under load).
+        atexit.register(_destroy_process_group)
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def average_gradients_before_step(optimizer: torch.optim.Optimizer, world: int) -> None:
-    """Wrap optimizer.step so it first averages the gradients of its parameters over all ranks."""
+    """Wrap optimizer.step so it first averages the gradients of its parameters over all ranks.
+
+    The optimizer also gets average_gradients(): fp16 training calls it before GradScaler.step, which
+    skips the step when it finds an inf. Averaged first, an inf on any rank is an inf on every rank,
+    so all ranks skip (or all step) together; checked per rank, one rank would skip the step and the
+    all-reduce inside it while the others wait in theirs, and the replicas would hang or drift apart.
+    The step then does not average a second time.
+    """
     original_step = optimizer.step
 
-    def step(self, *args, **kwargs):
-        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+    def average() -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if grads:
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
@@ -62,9 +78,16 @@ def average_gradients_before_step(optimizer: torch.optim.Optimizer, world: int) 
             for g in grads:
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
+        optimizer.gradients_averaged = True
+
+    def step(self, *args, **kwargs):
+        if not getattr(self, "gradients_averaged", False):
+            average()
+        self.gradients_averaged = False
         return original_step(*args, **kwargs)
 
     optimizer.step = types.MethodType(step, optimizer)  # bound, as LR schedulers expect to re-wrap it
+    optimizer.average_gradients = average
 
 
 def broadcast_parameters(nets: dict[str, nn.Module]) -> None:
