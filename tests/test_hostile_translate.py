@@ -313,3 +313,10 @@ def test_paths_that_look_like_markup_are_printed_as_they_are(tmp_path, model, fo
     (inputs / name).write_bytes(b"not an image")
     result = invoke(["translate", model, inputs, "-o", tmp_path / "out [x]", "-q"])
     assert_some_failed(result, [f"{folder}/{name}"], tmp_path / "out [x]", list(GOOD))
+
+
+def test_an_input_named_twice_is_translated_once(tmp_path, model):
+    inputs = _inputs(tmp_path / "in")
+    result = invoke(["translate", model, inputs, str(inputs / "*.png"), inputs / "good1.png", "-o", tmp_path / "out", "-q"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(GOOD)

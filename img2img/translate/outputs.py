@@ -54,7 +54,10 @@ def expand_inputs(inputs: list[str], failed: list[tuple[Path, str]] | None = Non
             raise UserError(f"input not found: {item}")
     if not found:
         raise UserError(failed[0][1] if failed else "no input images given")
-    return found
+    unique: dict[Path, Path] = {}  # a file named twice (a folder and a glob over it) is translated once
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
 def _images_in(folder: Path) -> list[Path]:
