@@ -3,8 +3,9 @@
 Rules: an input may be an image, a video, a folder (its images and videos, not recursive) or a
 glob. -o naming an image or video file takes exactly one input of that kind; otherwise -o is a
 folder and each output keeps its input's file name (a video in a container OpenCV cannot write
-becomes .mp4). No output may be an input, two inputs may not map to one output, and existing outputs are
-kept unless --overwrite.
+becomes .mp4); -o with any other extension is refused (a folder of such a name is written `-o name.x/`).
+No output may be an input, two jobs may not map to one output (across --to domains too), and existing
+outputs are kept unless --overwrite.
 """
 
 from __future__ import annotations
