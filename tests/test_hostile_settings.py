@@ -56,7 +56,8 @@ CASES = [(m, key, v) for m, key, f, tp in NUMERIC for v in _outside(f.metadata.g
 @pytest.mark.parametrize("method,key,value", CASES, ids=[f"{m}-{k}={v}" for m, k, v in CASES])
 def test_out_of_range_settings_are_refused_by_name(tmp_path, method, key, value):
     out = tmp_path / "run"
-    result = invoke(["train", method, "--data", tmp_path, "--steps", "1", "--set", f"{key}={value}", "--out", out, *TINY_FLAGS])
+    data = ["--a", tmp_path, "--b", tmp_path] if METHODS[method].dataset_kind == "unpaired" else ["--data", tmp_path]
+    result = invoke(["train", method, *data, "--steps", "1", "--set", f"{key}={value}", "--out", out, *TINY_FLAGS])
     assert_refused(result, key)
     assert not out.exists()
 

@@ -42,15 +42,6 @@ def test_a_tiny_image_fails_alone_and_the_rest_are_written(tmp_path, model, size
         assert Image.open(tmp_path / "out" / name).size == Image.open(inputs / name).size
 
 
-def test_an_image_too_large_for_memory_fails_alone_with_advice(tmp_path, model, monkeypatch):
-    monkeypatch.setattr(images_mod, "available_memory", lambda device: 4 * 2**20)  # 4 MiB free
-    inputs = _inputs(tmp_path / "in", {"huge.png": (512, 400)})
-    result = invoke(["translate", model, inputs, "-o", tmp_path / "out", "-q"])
-    assert_some_failed(result, ["huge.png"], tmp_path / "out", list(GOOD))
-    line = lines_starting(result, "failed:")[0]
-    assert "GiB" in line and "--size" in line
-
-
 def _failing_for_width(monkeypatch, width: int, exc: Exception):
     original = Translator.__call__
 

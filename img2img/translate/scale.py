@@ -47,9 +47,6 @@ class Rescaled:
         self.device = getattr(translator, "device", "cpu")
         self.direction = getattr(translator, "direction", None)
 
-    def memory_needed(self, height: int, width: int, batch: int = 1) -> int:
-        return self.translator.memory_needed(*processing_size(height, width, self.size), batch)
-
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         hw = tuple(x.shape[-2:])
         proc = processing_size(hw[0], hw[1], self.size)
