@@ -125,7 +125,7 @@ def pack_sprint(run: Run, methods: list[str]) -> Path | None:
             for rel in ("sprint.json", "run/log.jsonl", "run/config.json", "testA_fake"):
                 if (base / rel).exists():
                     tar.add(base / rel, arcname=f"{m}/{rel}")
-            grids = sorted((base / "run" / "samples").glob("*.png")) if (base / "run" / "samples").is_dir() else []
+            grids = sorted((base / "run" / "samples").glob("step_*.*")) if (base / "run" / "samples").is_dir() else []
             if grids:
                 tar.add(grids[-1], arcname=f"{m}/samples/{grids[-1].name}")
     if tar_path.stat().st_size > MAX_FILE_BYTES:

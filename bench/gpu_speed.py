@@ -97,6 +97,7 @@ def train_e2e(method: str, size: int, batch: int, steps: int, log_every: int, sk
     data = _synthetic_data(method, work / f"data_{method}_{size}", size, count=max(8, 2 * batch))
     common = {"method": method, **data, **tiny, "data.image_size": size, "train.batch_size": batch,
               "train.steps": steps, "train.log_every": log_every, "train.sample_every": 0, "train.save_every": 0,
+              "train.sample_minutes": 0, "train.save_minutes": 0,
               "train.device": str(device)}
     fast = {"train.precision": "auto"}
     if device.type == "cuda":

@@ -56,6 +56,7 @@ def main() -> None:
     calibration = args.calibration_steps or (4 if args.dry else 60)
     overrides = {"data.a": args.a, "data.b": args.b, "train.batch_size": 1, "train.steps": CALIBRATION_PLACEHOLDER_STEPS,
                  "train.log_every": 2 if args.dry else 10, "train.sample_every": 0, "train.save_every": 0,
+                 "train.sample_minutes": 0, "train.save_minutes": 0,
                  "train.device": "cuda" if cuda else "cpu"}
     if args.dry:
         overrides.update({"data.image_size": 32, "net.ngf": 8, "net.ndf": 8})

@@ -1,11 +1,15 @@
 """Training speed of CycleGAN: plain fp32 eager (the reference way) vs an optimized configuration.
 
     python bench/train_speed.py [--device cpu|cuda] [--size 256] [--batch 1] [--precision auto] [--compile] [--json F]
+                                [--data-a DIR --data-b DIR]
 
 Synthetic batches (no data loading) through the real CycleGAN method: two ResNet-9 generators, two
 PatchGANs, LSGAN + cycle + identity losses, Adam. Prints image pairs/s, achieved TFLOP/s (counted on
 one step), peak memory and the speed-up of the optimized path over the baseline; on a GPU the fraction
 of its dense bf16 peak (speed_common.GPU_BF16_PEAK_TFLOPS). --json writes the same figures to a file.
+With --data-a/--data-b it also times the data path on those folders: the streaming DataLoader beside
+the decoded-image cache (bench/data_speed.py), so the share of a step that feeding it takes can be read
+beside the step time.
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--ndf", type=int, default=64, help="discriminator filters (64 = CycleGAN's)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="the device's peak (default: the GPU table in speed_common)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--data-a", help="real folder A: also time the data path (streaming vs decoded cache)")
+    p.add_argument("--data-b", help="real folder B for --data-a")
+    p.add_argument("--data-batches", type=int, default=100)
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     if device.type == "cuda":
@@ -87,6 +94,10 @@ def main(argv: list[str] | None = None) -> dict:
               "ngf": args.ngf, "ndf": args.ndf, "device": str(device), "tflop_per_step": base_flops / 1e12,
               "peak_tflops": peak, "peak_source": peak_source, "rows": rows}
     write_json(args.json, record)
+    if args.data_a and args.data_b:
+        from data_speed import compare_data_paths
+
+        compare_data_paths(args.data_a, args.data_b, args.size, args.batch, args.data_batches, device)
     return record
 
 

@@ -293,10 +293,19 @@ def _make_train_command(method_name: str, dataset_kind: str):
         # Under torchrun every process runs this command; only rank 0 talks.
         console.quiet = int(os.environ.get("RANK", "0")) != 0
         console.print(f"[bold]{cfg.method}[/] → {escape(str(run_dir))}  ({'resuming' if resume else 'new run'})", soft_wrap=True)
-        result = train(cfg, run_dir, resume=resume, stop_after=given["stop_after"] or 0, progress=not quiet, console=console)
+        try:
+            result = train(cfg, run_dir, resume=resume, stop_after=given["stop_after"] or 0, progress=not quiet, console=console)
+        except KeyboardInterrupt:  # before the loop took over Ctrl-C (reading the data, building the nets)
+            console.print("[yellow]interrupted before training started; nothing was saved[/]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         if result.interrupted:
-            console.print(f"[yellow]stopped at step {result.step}/{result.total_steps}; checkpoint saved. "
-                          f"Continue with: img2img train {cfg.method} --resume --out {escape(str(run_dir))}[/]", soft_wrap=True)
+            again = escape(f"img2img train {cfg.method} --resume --out {run_dir}")
+            if result.saved_step == result.step:
+                console.print(f"[yellow]stopped at step {result.step}/{result.total_steps}; checkpoint saved. Continue with: {again}[/]", soft_wrap=True)
+            elif result.saved_step is not None:
+                console.print(f"[yellow]continue from step {result.saved_step} with: {again}[/]", soft_wrap=True)
+            else:
+                console.print("[yellow]no checkpoint to continue from; start the run again[/]", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED)
         console.print(f"step {result.step}/{result.total_steps} in {result.seconds:.1f}s; model: {escape(str(run_dir / 'model.pt'))}, "
                       f"samples: {escape(str(run_dir / 'samples'))}", soft_wrap=True)
@@ -470,6 +479,10 @@ def demo(
     from img2img.demo import run_demo
 
     result = run_demo(out, steps=steps, device=device, console=console)
+    if result.interrupted:
+        console.print(f"[yellow]demo interrupted after {result.steps_done} of {steps} training steps; nothing translated. "
+                      f"What there is: {result.run_dir}[/]", soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
     console.print(f"\n[bold green]done.[/] Look at:\n  {result.comparison}  (input | translation | ground truth)\n"
                   f"  {result.run_dir / 'samples'}  (previews during training)\n  {result.translated}  (translated images)\n"
                   f"Try: img2img translate {result.run_dir / 'model.pt'} {result.inputs} -o my-output/")

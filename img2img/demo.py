@@ -43,7 +43,9 @@ class DemoResult:
     run_dir: Path
     inputs: Path
     translated: Path
-    comparison: Path
+    comparison: Path | None
+    interrupted: bool = False
+    steps_done: int = 0
 
 
 def run_demo(out: str | Path, steps: int = 1000, device: str = "auto", size: int = 64,
@@ -67,7 +69,12 @@ def run_demo(out: str | Path, steps: int = 1000, device: str = "auto", size: int
         "train.steps": steps, "train.device": device, "train.sample_every": max(steps // 4, 1),
         "train.save_every": steps, "train.log_every": 20})
     run_dir = root / "run"
-    train(cfg, run_dir, console=console)
+    try:
+        trained = train(cfg, run_dir, console=console)
+    except KeyboardInterrupt:  # before training began
+        return DemoResult(run_dir, inputs, root / "translated", None, interrupted=True)
+    if trained.interrupted:
+        return DemoResult(run_dir, inputs, root / "translated", None, interrupted=True, steps_done=trained.step)
 
     translated = root / "translated"
     translator = Translator(run_dir / "model.pt", device=device)
@@ -78,4 +85,4 @@ def run_demo(out: str | Path, steps: int = 1000, device: str = "auto", size: int
         rows += [pil_to_tensor(load_image(job.source)), pil_to_tensor(load_image(job.target)), truth]
     comparison = root / "comparison.png"
     save_titled_grid(torch.stack(rows), ["input", "translation", "ground truth"], comparison)
-    return DemoResult(run_dir, inputs, translated, comparison)
+    return DemoResult(run_dir, inputs, translated, comparison, steps_done=trained.step)
