@@ -36,12 +36,12 @@ from img2img.nets.resnet import ResnetBlock
 
 @dataclass
 class CUTLoss:
-    lambda_gan: float = option(1.0, "weight of the adversarial loss")
-    lambda_nce: float = option(1.0, "weight of the PatchNCE loss (FastCUT: 10)")
+    lambda_gan: float = option(1.0, "weight of the adversarial loss", ge=0, le=1e4)
+    lambda_nce: float = option(1.0, "weight of the PatchNCE loss (FastCUT: 10)", ge=0, le=1e4)
     nce_idt: bool = option(True, "identity PatchNCE term: G(y) against y (CUT: on, FastCUT: off)")
-    nce_temperature: float = option(0.07, "PatchNCE temperature tau")
-    num_patches: int = option(256, "patches sampled per layer and image")
-    mlp_width: int = option(256, "width of the 2-layer MLP head on each tapped layer")
+    nce_temperature: float = option(0.07, "PatchNCE temperature tau", gt=0, le=100)
+    num_patches: int = option(256, "patches sampled per layer and image", ge=1, le=65536)
+    mlp_width: int = option(256, "width of the 2-layer MLP head on each tapped layer", ge=1, le=8192)
     flip_equivariance: bool = option(False, "flip the input batch half the time and ask G's features to flip with it (FastCUT: on)")
 
 
@@ -86,9 +86,6 @@ class CUT(Method):
         if parse_generator_name(cfg.net.generator)[0] != "resnet":
             raise UserError(f"{self.name} taps the encoder of a ResNet generator; use --generator resnet_9 (or resnet_6)")
         w = cfg.loss
-        if w.num_patches < 1 or w.mlp_width < 1 or w.nce_temperature <= 0 or w.lambda_nce < 0 or w.lambda_gan < 0:
-            raise UserError("loss.num_patches and loss.mlp_width must be at least 1, loss.nce_temperature above 0, "
-                            "loss.lambda_nce and loss.lambda_gan 0 or more")
         self.arch_g = self.generator_arch()
         self.G = self.new_generator(self.arch_g)
         self.D = self.new_discriminator(self.discriminator_arch(cfg.data.channels))

@@ -15,7 +15,7 @@ from img2img.methods.cut import CUT, CUTLoss
 
 @dataclass
 class FastCUTLoss(CUTLoss):
-    lambda_nce: float = option(10.0, "weight of the PatchNCE loss")
+    lambda_nce: float = option(10.0, "weight of the PatchNCE loss", ge=0, le=1e4)
     nce_idt: bool = option(False, "identity PatchNCE term: G(y) against y (off in FastCUT)")
     flip_equivariance: bool = option(True, "flip the input batch half the time and ask G's features to flip with it")
 
