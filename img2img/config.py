@@ -39,6 +39,8 @@ class DataConfig:
     direction: str = option("a2b", "which side is the input for paired data", ("a2b", "b2a"))
     image_size: int = option(256, "training crop size in pixels")
     load_size: int = option(0, "resize to this before the random crop; 0 = image_size*286/256 (the papers' ratio)")
+    center_crop: int = option(0, "first cut the centre square of this side (pixels) from each image, then resize (StarGAN's "
+                                 "CelebA: 178); 0 = off")
     flip: bool = option(True, "random horizontal flips (the same flip for both images of a pair)")
     channels: int = option(3, "image channels: 3 (RGB) or 1 (grayscale)", (1, 3))
 
@@ -53,9 +55,13 @@ class NetConfig:
     ngf: int = option(64, "generator filters in the first layer")
     ndf: int = option(64, "discriminator filters in the first layer")
     d_layers: int = option(3, "PatchGAN strided layers (3 = the 70x70 PatchGAN)")
-    norm: str = option("instance", "normalisation layer", ("instance", "batch", "none"))
+    norm: str = option("instance", "normalisation layer (instance_affine: with a learned scale and shift, as StarGAN)",
+                       ("instance", "instance_affine", "batch", "none"))
+    padding: str = option("reflect", "padding of the ResNet generator's convolutions (StarGAN: zero)", ("reflect", "zero"))
+    resample_kernel: int = option(3, "kernel of the ResNet generator's stride-2 down/up convolutions: 3 (CycleGAN) or 4 (StarGAN)", (3, 4))
     dropout: bool = option(False, "dropout 0.5 in the generator (U-Net decoder / ResNet blocks)")
-    init: str = option("normal", "weight initialisation", ("normal", "xavier", "kaiming", "orthogonal"))
+    init: str = option("normal", "weight initialisation (default: PyTorch's own per layer, as StarGAN)",
+                       ("normal", "xavier", "kaiming", "orthogonal", "default"))
     init_gain: float = option(0.02, "scale of the initial weights")
     spectral_norm: bool = option(False, "spectral normalisation on every discriminator layer")
 
@@ -252,6 +258,8 @@ def validate(cfg: RunConfig) -> None:
         raise UserError(f"batch size must be at least 1, got {t.batch_size}")
     if d.image_size < 16:
         raise UserError(f"image size must be at least 16 pixels, got {d.image_size}")
+    if d.center_crop < 0:
+        raise UserError(f"data.center_crop must be 0 (off) or a side in pixels, got {d.center_crop}")
     if d.load_size and d.load_size < d.image_size:
         raise UserError(f"--load-size ({d.load_size}) must be at least --image-size ({d.image_size})")
     if not 0.0 <= t.decay_start <= 1.0:

@@ -6,6 +6,8 @@ tv_tensors.Image passed in that call, which is exactly the joint augmentation a 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from PIL import Image
 from torchvision import tv_tensors
@@ -14,10 +16,23 @@ from torchvision.transforms import v2
 from img2img.config import DataConfig
 
 
+def center_square(img: torch.Tensor, side: int) -> torch.Tensor:
+    """The centre side x side square of img (the whole shorter side where img is smaller: never padded)."""
+    h, w = img.shape[-2:]
+    return v2.functional.center_crop(img, [min(side, h, w)] * 2)
+
+
+def center_crop_steps(side: int) -> list:
+    """StarGAN's face preprocessing starts with a centre crop (CelebA: 178 px of the 178x218 image), then
+    resizes; data.center_crop = 0 skips it. A partial, not a lambda, so DataLoader workers can pickle it."""
+    return [v2.Lambda(functools.partial(center_square, side=side))] if side else []
+
+
 class PairTransform:
     def __init__(self, cfg: DataConfig):
         load = cfg.resolved_load_size
         steps = [
+            *center_crop_steps(cfg.center_crop),
             v2.Resize((load, load), antialias=True),
             v2.RandomCrop(cfg.image_size),
         ]

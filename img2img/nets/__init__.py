@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from img2img.errors import UserError
-from img2img.nets.layers import NORMS, init_weights
+from img2img.nets.layers import NORMS, PADDINGS, init_weights
 from img2img.nets.patchgan import PatchDiscriminator
 from img2img.nets.resnet import ResnetGenerator
 from img2img.nets.unet import UnetGenerator
@@ -48,14 +48,25 @@ def generator_stride(name: str) -> int:
 
 
 def build_generator(arch: dict) -> nn.Module:
-    """Build (uninitialised) from an arch dict: name, in/out/cond channels, ngf, norm, dropout."""
+    """Build (uninitialised) from an arch dict: name, in/out/cond channels, ngf, norm, dropout.
+
+    ResNet keys added later read as the behaviour files had before them, so an older model file
+    rebuilds the same net: padding "reflect", first_pad = padding, resample_kernel 3. (Such old
+    conditional ResNets ignore their label; methods write first_pad "zero" for new ones.)
+    The U-Net zero-pads its strided 4x4 convs and has no norm after the first one, so the label
+    maps reach it as they are; it has no padding options.
+    """
     family, n = parse_generator_name(arch["name"])
     common = dict(in_channels=arch["in_channels"], out_channels=arch["out_channels"], ngf=arch["ngf"],
                   norm=arch["norm"], dropout=arch["dropout"], cond_channels=arch.get("cond_channels", 0))
     if arch["norm"] not in NORMS:
         raise UserError(f"unknown norm {arch['norm']!r}; choose from {', '.join(NORMS)}")
     if family == "resnet":
-        return ResnetGenerator(n_blocks=n, **common)
+        padding = arch.get("padding", "reflect")
+        if padding not in PADDINGS or arch.get("first_pad", padding) not in PADDINGS:
+            raise UserError(f"unknown padding in {arch!r}; choose from {', '.join(PADDINGS)}")
+        return ResnetGenerator(n_blocks=n, padding=padding, first_pad=arch.get("first_pad", padding),
+                               resample_kernel=arch.get("resample_kernel", 3), **common)
     return UnetGenerator(n_down=n, **common)
 
 
@@ -70,10 +81,15 @@ def generator_gflop(arch: dict, height: int, width: int | None = None) -> float:
     return counter.get_total_flops() / 1e9
 
 
+# Discriminator keys added later, with the values that reproduce files written before them.
+D_OPTION_DEFAULTS = {"form": "patch", "max_mult": 8, "slope": 0.2, "adv_kernel": 4, "cls_kernel": 0, "head_bias": True}
+
+
 def build_discriminator(arch: dict) -> nn.Module:
+    options = {k: arch.get(k, v) for k, v in D_OPTION_DEFAULTS.items()}
     return PatchDiscriminator(in_channels=arch["in_channels"], ndf=arch["ndf"], n_layers=arch["n_layers"],
                               norm=arch["norm"], spectral_norm=arch.get("spectral_norm", False),
-                              n_classes=arch.get("n_classes", 0))
+                              n_classes=arch.get("n_classes", 0), **options)
 
 
 __all__ = ["build_generator", "build_discriminator", "init_weights", "generator_stride", "generator_gflop",
