@@ -112,13 +112,17 @@ def test_spectral_norm_puts_parametrizations_on_every_conv():
 
 @pytest.mark.parametrize("norm", NORMS)
 def test_norm_choices(norm):
-    expected = {"instance": InstanceNorm2d, "batch": nn.BatchNorm2d, "none": None}[norm]
+    expected = {"instance": InstanceNorm2d, "instance_affine": InstanceNorm2d, "batch": nn.BatchNorm2d, "none": None}[norm]
     for net in (gen("resnet_6", norm=norm), gen("unet_32", norm=norm), disc(norm=norm)):
-        kinds = {type(m) for m in net.modules() if isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d))}
-        assert kinds == ({expected} if expected else set())
-        # A conv followed by BatchNorm carries no bias (BN's shift replaces it); otherwise convs keep theirs.
+        norms = [m for m in net.modules() if isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d))]
+        assert {type(m) for m in norms} == ({expected} if expected else set())
+        # Affine norms learn a scale and shift; plain instance norm has neither, nor running statistics.
+        assert all(m.affine == (norm != "instance") for m in norms)
+        assert all(not m.track_running_stats for m in norms if isinstance(m, nn.InstanceNorm2d))
+        # A conv followed by BatchNorm or affine InstanceNorm carries no bias (the norm's shift replaces it);
+        # otherwise convs keep theirs.
         biases = [m.bias is not None for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-        if norm != "batch":
+        if norm not in ("batch", "instance_affine"):
             assert all(biases)
         else:
             assert not all(biases)

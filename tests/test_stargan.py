@@ -162,10 +162,40 @@ def test_paper_defaults():
     t, w = cfg.train, cfg.loss
     assert (t.gan_loss, t.gp_weight, t.lr, t.beta1, t.beta2, t.batch_size, t.lr_policy, t.decay_start) == \
         ("wgan-gp", 10.0, 1e-4, 0.5, 0.999, 16, "linear", 0.5)
-    assert (w.lambda_cls, w.lambda_rec, w.n_critic, w.d_norm) == (1.0, 10.0, 5, "none")
-    assert (cfg.net.generator, cfg.net.norm, cfg.data.image_size) == ("resnet_6", "instance", 128)
-    # The global D: 5 halvings at 128 px leave a 2x2 real/fake map, as the paper's D.
+    assert (w.lambda_cls, w.lambda_rec, w.n_critic, w.d_norm, w.d_form) == (1.0, 10.0, 5, "none", "paper")
+    n = cfg.net
+    assert (n.generator, n.norm, n.padding, n.resample_kernel, n.init, n.ngf, n.ndf, cfg.data.image_size) == \
+        ("resnet_6", "instance_affine", "zero", 4, "default", 64, 64, 128)
+    # With --d-form patch and the global D: 5 halvings at 128 px leave a 2x2 real/fake map, as the paper's D.
     assert patch_output_size(128, max(1, (128).bit_length() - 3)) == 2
+
+
+def test_paper_nets_are_the_authors_at_128_px(domain_dir):
+    """yunjey/stargan model.py: D = 6 stride-2 4x4 convs 64..2048 wide, LeakyReLU 0.01, no norm, a 3x3
+    real/fake head and a 2x2 class kernel at 128 px; G = 4x4 stride-2 down/up convs, affine IN, zero padding."""
+    cfg = config_mod.build_config(StarGAN, None, {"data.data": str(domain_dir), "train.device": "cpu"})
+    with torch.device("meta"):  # full size (D alone has 44 M weights): shapes only, nothing computed
+        m = StarGAN(cfg, torch.device("meta"))
+        src, cls = m.D.forward_with_classes(torch.empty(2, 3, 128, 128))
+        y = m.G(torch.empty(2, 3, 128, 128), torch.empty(2, 3))
+    convs = [c for c in m.D.trunk if isinstance(c, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs] == \
+        [(64 * 2**i, (4, 4), (2, 2), (1, 1)) for i in range(6)]
+    assert {c.negative_slope for c in m.D.trunk if isinstance(c, torch.nn.LeakyReLU)} == {0.01}
+    assert not any(isinstance(x, (torch.nn.InstanceNorm2d, torch.nn.BatchNorm2d)) for x in m.D.modules())
+    assert (m.D.adv_head.kernel_size, m.D.cls_head.kernel_size) == ((3, 3), (2, 2))
+    assert m.D.adv_head.bias is None and m.D.cls_head.bias is None
+    assert src.shape == (2, 1, 2, 2) and cls.shape == (2, 3) and y.shape == (2, 3, 128, 128)
+    resample = [c for c in m.G.model if isinstance(c, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and c.stride == (2, 2)]
+    assert [(c.kernel_size, c.padding) for c in resample] == [((4, 4), (1, 1))] * 4
+    norms = [x for x in m.G.modules() if isinstance(x, torch.nn.InstanceNorm2d)]
+    assert norms and all(x.affine and not x.track_running_stats for x in norms)
+    assert not any(isinstance(x, torch.nn.ReflectionPad2d) for x in m.G.modules())
+    assert m.arch_g["first_pad"] == "zero" and m.arch_g["cond_channels"] == 3
+    # PyTorch's default init (as the authors'): conv weights of std about 1/sqrt(3 * fan_in), not 0.02.
+    small = StarGAN(config_mod.build_config(StarGAN, None, {**TINY_OVERRIDES, "data.data": str(domain_dir)}), torch.device("cpu"))
+    w = small.G.model[1].weight.detach()
+    assert float(w.std()) == pytest.approx((3 * w[0].numel()) ** -0.5, rel=0.15)
 
 
 def test_classification_losses():
@@ -185,10 +215,75 @@ def test_d_has_no_norm_two_heads_and_g_takes_the_label_as_channels(domain_dir):
     x = ds[(0, 0, 0)]["a"][None]
     src, cls = m.D.forward_with_classes(x)
     assert src.shape == (1, 1, 2, 2) and cls.shape == (1, 3)
-    # Different target labels give different translations of the same input.
+
+
+def label_effect(g, x: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> float:
+    """mean |G(x, c1) - G(x, c2)| / mean |G(x, c1)|: how far the label moves the output, relative to its scale."""
     with torch.no_grad():
-        y0, y1 = m.G(x, torch.tensor([[1.0, 0, 0]])), m.G(x, torch.tensor([[0, 0, 1.0]]))
-    assert not torch.allclose(y0, y1)
+        y1, y2 = g(x, c1), g(x, c2)
+    return float((y1 - y2).abs().mean() / y1.abs().mean())
+
+
+def one_hots(n: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two different one-hot targets for every image of a batch."""
+    k = torch.arange(batch) % n
+    return F.one_hot(k, n).float(), F.one_hot((k + 1) % n, n).float()
+
+
+# Every generator form a StarGAN can use (ResNet with any block count and U-Net), with each norm under
+# which the label was erased, at the paper's default init and at the CycleGAN-style N(0, 0.02) one.
+GENERATOR_FORMS = [("resnet_6", {}), ("resnet_1", {}), ("resnet_2", {"net.padding": "reflect", "net.resample_kernel": 3}),
+                   ("unet_32", {}), ("unet_16", {})]
+
+
+@pytest.mark.parametrize("norm", ["instance_affine", "instance"])
+@pytest.mark.parametrize("init", ["default", "normal"])
+@pytest.mark.parametrize("generator,extra", GENERATOR_FORMS)
+def test_the_label_moves_an_initialised_generators_output(domain_dir, generator, extra, norm, init):
+    m, _ = build({"data.data": str(domain_dir)}, **{"net.generator": generator, "net.norm": norm, "net.init": init,
+                                                    "net.ngf": 16, **extra})
+    x = torch.rand(6, 3, 32, 32) * 2 - 1
+    g = m.inference_copy(m.G)
+    assert label_effect(g, x, *one_hots(3, 6)) > 0.05
+
+
+def test_reflection_padding_before_instance_norm_erases_the_label():
+    """The old arrangement, pinned: a reflection-padded first conv turns each constant label map into a
+    per-channel offset and the instance norm after it subtracts that offset, so the label changes
+    nothing (float round-off only). Zero padding, on the same weights, lets it through."""
+    from img2img.nets import build_generator
+
+    old = {"name": "resnet_6", "in_channels": 3, "out_channels": 3, "ngf": 16, "norm": "instance", "dropout": False,
+           "cond_channels": 4}  # an arch dict as files written before first_pad hold it
+    torch.manual_seed(0)
+    g_old = build_generator(old).eval()
+    g_new = build_generator({**old, "first_pad": "zero"}).eval()
+    assert isinstance(g_old.model[0], torch.nn.ReflectionPad2d) and isinstance(g_new.model[0], torch.nn.ZeroPad2d)
+    g_new.load_state_dict(g_old.state_dict())  # same layers, same weight names: only the padding differs
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    c1, c2 = one_hots(4, 4)
+    assert label_effect(g_old, x, c1, c2) < 1e-4
+    assert label_effect(g_new, x, c1, c2) > 0.05
+
+
+def test_a_model_file_from_before_the_fix_loads_and_behaves_as_it_did(tmp_path):
+    """Arch dicts without padding/first_pad/resample_kernel keys rebuild the reflection-padded 3x3 net."""
+    from img2img.modelfile import save_model
+    from img2img.nets import build_generator
+
+    old = {"name": "resnet_2", "in_channels": 3, "out_channels": 3, "ngf": 8, "norm": "instance", "dropout": False,
+           "cond_channels": 3}
+    torch.manual_seed(0)
+    net = build_generator(old)
+    cfg = config_mod.build_config(StarGAN, None, {**TINY_OVERRIDES, "data.data": "x"}).to_dict()
+    save_model(tmp_path / "old.pt", method="stargan", generators={"G": (old, net)}, config=cfg, step=1,
+               directions={"to:a": {"generator": "G", "cond": [1.0, 0.0, 0.0]}}, domains=["a", "b", "c"])
+    loaded = load_model(tmp_path / "old.pt").generator("G")
+    assert [type(x) for x in loaded.model[:2]] == [torch.nn.ReflectionPad2d, torch.nn.Conv2d]
+    assert loaded.model[4].kernel_size == (3, 3)
+    x, c = torch.rand(2, 3, 32, 32) * 2 - 1, torch.eye(3)[:2]
+    with torch.no_grad():
+        assert torch.equal(loaded(x, c), net.eval()(x, c))
 
 
 def test_g_is_updated_once_per_n_critic_steps(domain_dir):
