@@ -93,7 +93,7 @@ def train(args: argparse.Namespace) -> None:
             loss.backward()
             opt.step()
             sched.step()
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {float(loss):.3f}, test accuracy {accuracy(net, xt, yt):.3f}", flush=True)
+        print(f"epoch {epoch + 1}/{args.epochs}: loss {float(loss.detach()):.3f}, test accuracy {accuracy(net, xt, yt):.3f}", flush=True)
     result = {"domains": domains, "image_size": args.size, "epochs": args.epochs, "train_images": len(x),
               "test_images": len(xt), "test_accuracy": round(accuracy(net, xt, yt), 4),
               "train_accuracy": round(accuracy(net, x, y), 4), "seconds": round(time.time() - start, 1)}
@@ -181,7 +181,6 @@ def main() -> None:
     j.add_argument("--limit", type=int, default=0, help="test images per domain (0 = all)")
     j.add_argument("-o", "--out", default=None, help="also write the JSON here")
     args = p.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     train(args) if args.command == "train" else judge(args)
 
 

@@ -305,6 +305,7 @@ def translate(
 def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) -> None:
     """Show what a model file holds: method, directions or domains, image size, parameters."""
     from img2img.modelfile import load_model
+    from img2img.nets import describe_discriminator, describe_generator
 
     mf = load_model(model)
     d = mf.data
@@ -317,9 +318,12 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
         table.add_row("attributes" if "attributes" in mf.directions else "domains", ", ".join(d["domains"]))
     table.add_row("trained at", f"{d['image_size']} px, {d['channels']} channel(s), {d['step']} steps")
     for name, g in d["generators"].items():
-        arch = g["arch"]
-        table.add_row(f"generator {name}", f"{arch['name']}, ngf {arch['ngf']}, norm {arch['norm']}, "
-                      f"{mf.parameter_count()[name]:,} parameters")
+        table.add_row(f"generator {name}", f"{describe_generator(g['arch'])}, {mf.parameter_count()[name]:,} parameters")
+    if "classifier" in d:
+        table.add_row("discriminator", describe_discriminator(d["classifier"]["arch"]))
+    init = d.get("config", {}).get("net", {}).get("init")
+    if init:
+        table.add_row("initialisation", "PyTorch default" if init == "default" else init)
     table.add_row("test-time norm", d.get("test_time_norm", "running"))
     out_console.print(table)
 

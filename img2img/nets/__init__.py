@@ -92,5 +92,37 @@ def build_discriminator(arch: dict) -> nn.Module:
                               n_classes=arch.get("n_classes", 0), **options)
 
 
-__all__ = ["build_generator", "build_discriminator", "init_weights", "generator_stride", "generator_gflop",
+def describe_generator(arch: dict) -> str:
+    """One line of what a generator arch dict builds, with the defaults older files imply."""
+    family, _ = parse_generator_name(arch["name"])
+    parts = [arch["name"], f"ngf {arch['ngf']}", f"norm {arch['norm']}"]
+    if family == "resnet":
+        padding = arch.get("padding", "reflect")
+        parts += [f"{padding} padding", f"{arch.get('resample_kernel', 3)}x{arch.get('resample_kernel', 3)} down/up convs"]
+    if arch.get("cond_channels"):
+        first = arch.get("first_pad", arch.get("padding", "reflect")) if family == "resnet" else "zero"
+        parts.append(f"{arch['cond_channels']} label maps into a {first}-padded first conv"
+                     + (" (the label is erased: retrain)" if first == "reflect" and arch["norm"].startswith("instance") else ""))
+    return ", ".join(parts)
+
+
+def describe_discriminator(arch: dict) -> str:
+    """One line of what a discriminator arch dict builds (StarGAN's classifier in the model file)."""
+    o = {k: arch.get(k, v) for k, v in D_OPTION_DEFAULTS.items()}
+    n, ndf = arch["n_layers"], arch["ndf"]
+    if o["form"] == "strided":
+        widths = [ndf * min(2**i, o["max_mult"]) for i in range(n)]
+        trunk = f"{n} stride-2 4x4 convs ({widths[0]}..{widths[-1]} wide)"
+    else:
+        trunk = f"PatchGAN, {n} layers, ndf {ndf}"
+    parts = [trunk, f"LeakyReLU {o['slope']}", f"norm {arch['norm']}", f"{o['adv_kernel']}x{o['adv_kernel']} real/fake head"]
+    if arch.get("n_classes"):
+        k = o["cls_kernel"]
+        parts.append(f"{k}x{k} class head over the whole map" if k else "3x3 class head averaged over positions")
+    if arch.get("spectral_norm"):
+        parts.append("spectral norm")
+    return ", ".join(parts)
+
+
+__all__ = ["describe_generator", "describe_discriminator", "build_generator", "build_discriminator", "init_weights", "generator_stride", "generator_gflop",
            "parse_generator_name", "resolve_generator_name", "GENERATOR_FORMS"]
