@@ -161,6 +161,23 @@ def test_bad_label_csvs_are_user_errors(tmp_path, attr_data, header, row, attrs,
         domain_spec(DataConfig(images=str(images), labels=str(tmp_path / "none.csv")))
 
 
+def test_center_crop_keeps_the_centre_square_then_resizes():
+    """StarGAN's face preprocessing (data.center_crop): the centre square, resized; never padded when larger."""
+    from img2img.data.transforms import PairTransform
+
+    arr = np.zeros((60, 40, 3), dtype=np.uint8)
+    arr[:] = (200, 0, 0)  # red border...
+    arr[20:40, 10:30] = (0, 200, 0)  # ...around a green 20x20 centre
+    img = Image.fromarray(arr)
+    crop = PairTransform(DataConfig(image_size=16, load_size=16, flip=False, center_crop=20)).single(img)
+    assert crop.shape == (3, 16, 16) and float(crop[1].min()) > 0.5 and float(crop[0].max()) < -0.5  # all green
+    whole = PairTransform(DataConfig(image_size=16, load_size=16, flip=False, center_crop=100)).single(img)
+    assert not bool((whole < -0.99).all(0).any())  # no black padding
+    assert float((whole[0] > 0.5).float().mean()) > 0.3  # the red top and bottom bands are kept (40x40 of 40x60)
+    plain = PairTransform(DataConfig(image_size=16, load_size=16, flip=False)).single(img)
+    assert float((plain[0] > 0.5).float().mean()) > float((whole[0] > 0.5).float().mean())  # off: the whole image
+
+
 # ----- the objective
 
 def test_paper_defaults():
