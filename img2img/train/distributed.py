@@ -11,6 +11,7 @@ stay unaware of distribution. Only rank 0 logs and writes files.
 
 from __future__ import annotations
 
+import atexit
 import os
 import types
 from dataclasses import dataclass
@@ -45,7 +46,15 @@ def init_distributed(device_type: str) -> DistInfo:
         return DistInfo()
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        # Left to the interpreter's exit, gloo's worker threads are destroyed while still joinable and
+        # the process aborts ("terminate called without an active exception", seen under load).
+        atexit.register(_destroy_process_group)
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def average_gradients_before_step(optimizer: torch.optim.Optimizer, world: int) -> None:
