@@ -13,6 +13,8 @@ classifier (which StarGAN never saw, unlike its own D) labels the translations. 
 - untranslated_rate: share of the untranslated inputs assigned to those same targets (what a
   model that changed nothing would score); the gap between the two is what the model did;
 - target_prob / untranslated_prob: the classifier's mean probability of the target, same split;
+- label_effect: mean |G(x, c1) - G(x, c2)| / mean |G(x, c1)| over pairs of targets (how far the label
+  moves the output, relative to its scale);
 - per-target rates and the source -> target table.
 """
 
@@ -122,6 +124,7 @@ def judge(args: argparse.Namespace) -> None:
     prob, base_prob = torch.zeros(n, n), torch.zeros(n, n)  # [source, target] summed target probabilities
     counts = torch.zeros(n)
     real_correct = 0
+    moved, scale = 0.0, 0.0  # sums of mean |G(x, c_t1) - G(x, c_t2)| and of mean |G(x, c_t1)|, over target pairs
     for s, name in enumerate(domains):
         files = list_images(Path(args.test) / name, f"test folder for domain {name}")
         files = files[: args.limit] if args.limit else files
@@ -130,13 +133,19 @@ def judge(args: argparse.Namespace) -> None:
             p_real = net(F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)).softmax(1)
             real_correct += int((p_real.argmax(1) == s).sum())
             counts[s] += len(x)
+            ys = []
             for t, target in enumerate(domains):
                 y = translators[f"_{target}"](x)
+                ys.append(y)
                 p = net(F.interpolate(y, size=(size, size), mode="bilinear", antialias=True)).softmax(1)
                 hits[s, t] += float((p.argmax(1) == t).sum())
                 base[s, t] += float((p_real.argmax(1) == t).sum())
                 prob[s, t] += float(p[:, t].sum())
                 base_prob[s, t] += float(p_real[:, t].sum())
+            for t1 in range(n):
+                for t2 in range(t1 + 1, n):
+                    moved += float((ys[t1] - ys[t2]).abs().mean()) * len(x)
+                    scale += float(ys[t1].abs().mean()) * len(x)
     off = ~torch.eye(n, dtype=torch.bool)
     pairs = counts[:, None].expand(n, n)
 
@@ -150,6 +159,7 @@ def judge(args: argparse.Namespace) -> None:
         "target_rate": share(hits), "untranslated_rate": share(base),
         "target_prob": share(prob), "untranslated_prob": share(base_prob),
         "identity_rate": round(float(hits.diagonal().sum() / counts.sum()), 4),
+        "label_effect": round(moved / scale, 4),
         "target_rate_by_target": {t: round(float(hits[off[:, j], j].sum() / pairs[off[:, j], j].sum()), 4)
                                   for j, t in enumerate(domains)},
         "untranslated_rate_by_target": {t: round(float(base[off[:, j], j].sum() / pairs[off[:, j], j].sum()), 4)

@@ -53,7 +53,8 @@ class StarGANLoss:
     lambda_rec: float = option(10.0, "weight of the reconstruction L1 loss (translate there and back)")
     n_critic: int = option(5, "discriminator updates per generator update")
     d_norm: str = option("none", "discriminator normalisation (the paper's D has none)", ("none", "instance"))
-    d_form: str = option("paper", "discriminator: 'paper' = the authors' D (log2(size) - 1 stride-2 convs, widths up to 32*ndf, "
+    # The dataclass default is what runs saved before this option used; new runs get "paper" from paper_defaults.
+    d_form: str = option("patch", "discriminator: 'paper' = the authors' D (log2(size) - 1 stride-2 convs, widths up to 32*ndf, "
                                   "LeakyReLU 0.01, 3x3 real/fake head, full-map class head); 'patch' = the shared PatchGAN trunk",
                          ("paper", "patch"))
     global_d: bool = option(True, "size D to the image as the paper does (log2(image size) - 2 halvings: a 2x2 real/fake map and a "
@@ -84,7 +85,7 @@ class StarGAN(Method):
     dataset_kind = "domains"
     LossConfig = StarGANLoss
     paper_defaults = {"net.generator": "resnet_6", "net.norm": "instance_affine", "net.dropout": False,
-                      "net.padding": "zero", "net.resample_kernel": 4, "net.init": "default",
+                      "net.padding": "zero", "net.resample_kernel": 4, "net.init": "default", "loss.d_form": "paper",
                       "train.gan_loss": "wgan-gp", "train.gp_weight": 10.0, "train.lr": 1e-4, "train.beta1": 0.5,
                       "train.beta2": 0.999, "train.batch_size": 16, "train.steps": 200000, "train.lr_policy": "linear",
                       "train.decay_start": 0.5, "data.image_size": 128}
