@@ -209,6 +209,8 @@ def translate(
                                  "same-sized images or long videos (the first batch waits for compilation); falls back "
                                  "to eager where it cannot compile"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs (never inputs); default: skip them"),
+    test_dropout: Optional[bool] = typer.Option(None, "--test-dropout/--no-test-dropout", help="pix2pix: dropout at test time "
+                                                "as the paper (fixed masks from the run seed: deterministic) or off; default: as trained"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     frames_dir: Optional[Path] = typer.Option(None, "--frames-dir", help="videos: write frames as DIR/000001.png ... "
                                               "instead of a video (DIR/<name>/ each when several videos are given)"),
@@ -244,7 +246,8 @@ def translate(
             raise UserError("--to (StarGAN domains) and --direction (two-way models) do not go together")
         targets = domain_translators(load_model(model), to, device=device, precision=precision, compile=compile)
     else:
-        targets = [("", Translator(model, direction=direction, device=device, precision=precision, compile=compile))]
+        targets = [("", Translator(model, direction=direction, device=device, precision=precision, compile=compile,
+                                   test_dropout=test_dropout))]
     plans = [(translator, plan_jobs(inputs, output, name_suffix=suffix)) for suffix, translator in targets]
     # videos go their own way (video.py); --size wraps the image translator; --shard/torchrun take a share
     video_plans = [(t, [j for j in js if is_video_path(j.source)]) for t, js in plans]
@@ -325,6 +328,9 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
     if init:
         table.add_row("initialisation", "PyTorch default" if init == "default" else init)
     table.add_row("test-time norm", d.get("test_time_norm", "running"))
+    if any(g["arch"].get("dropout") for g in d["generators"].values()):
+        seed = mf.test_dropout_seed
+        table.add_row("test-time dropout", "off" if seed is None else f"on, as in training (fixed masks, seed {seed})")
     out_console.print(table)
 
 
@@ -385,6 +391,8 @@ def eval_(
     batch_size: int = typer.Option(8, "--batch-size", help="images translated together"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:<i>"),
     precision: str = typer.Option("fp32", "--precision", help="translation precision; fp32 (default) keeps scores comparable across machines"),
+    test_dropout: Optional[bool] = typer.Option(None, "--test-dropout/--no-test-dropout", help="pix2pix: dropout at test time "
+                                                "as the paper (fixed masks from the run seed: deterministic) or off; default: as trained"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ) -> None:
     """Score image quality: FID and KID between two folders (--real/--fake), or translate test data with
@@ -420,7 +428,7 @@ def eval_(
             result = evaluate_model(model, a=a, b=b, data=data, direction=direction, extractor=extractor,
                                     size=image_size, batch_size=batch_size, device=str(dev), limit=limit,
                                     kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, save_dir=save,
-                                    paired=paired, precision=precision, progress=progress)
+                                    paired=paired, precision=precision, progress=progress, test_dropout=test_dropout)
     table = Table(title=f"{result.get('method', 'folders')} {result.get('direction', '')}".strip(), show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -69,7 +69,7 @@ class NetConfig:
 @dataclass
 class TrainConfig:
     steps: int = option(0, "training iterations (exclusive with epochs)")
-    epochs: int = option(0, "passes over the larger training folder (exclusive with steps)")
+    epochs: int = option(0, "passes over the training data; unpaired: over the larger folder, max(|A|, |B|) images (exclusive with steps)")
     batch_size: int = option(1, "images per step")
     lr: float = option(2e-4, "Adam learning rate of the generator(s)")
     lr_d: float = option(0.0, "Adam learning rate of the discriminator(s); 0 = same as lr (set both for two-timescale updates)")

@@ -142,7 +142,9 @@ def export_model(model: str | Path, output: str | Path, direction: str | None = 
             "output": "float32 (N, C, H, W) in [-1, 1]",
             "inputs": ["x", "cond"] if conditional else ["x"],
             "cond": {d: e["cond"] for d, e in same_direction.items() if "cond" in e} if conditional else {},
-            "domains": list(mf.data.get("domains", [])), "test_time_norm": mf.data.get("test_time_norm", "running")}
+            "domains": list(mf.data.get("domains", [])), "test_time_norm": mf.data.get("test_time_norm", "running"),
+            # pix2pix: dropout stays on in the exported graph too, as the same fixed masks (integer ops)
+            "test_dropout_seed": mf.test_dropout_seed}
     output.parent.mkdir(parents=True, exist_ok=True)
 
     # The check uses another batch and a non-square size near the training size.

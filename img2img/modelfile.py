@@ -8,6 +8,8 @@ reads it and a file that would run code is refused):
     directions       {"a2b": {"generator": name, ...}, ...} or per-domain entries
     domains          list of domain names (conditional methods) or []
     test_time_norm   "running" or "per_image" (see nets.layers.for_inference)
+    test_dropout_seed  pix2pix: dropout stays on at test time with this seed's fixed masks
+                     (nets.layers.SeededDropout); absent or None: dropout off
     image_size       the training crop size, channels
     config           the whole run configuration, for the record
     step             training iterations done
@@ -76,12 +78,23 @@ class ModelFile:
     def directions(self) -> dict[str, dict]:
         return self.data["directions"]
 
-    def generator(self, name: str, device: torch.device | str = "cpu") -> nn.Module:
-        """The named generator in inference form (eval, no grad, test-time norm applied)."""
+    @property
+    def test_dropout_seed(self) -> int | None:
+        return self.data.get("test_dropout_seed")
+
+    def generator(self, name: str, device: torch.device | str = "cpu", test_dropout: bool | None = None) -> nn.Module:
+        """The named generator in inference form (eval, no grad, test-time norm applied).
+
+        test_dropout: None follows the file (pix2pix: on, as trained); False turns dropout off; True
+        keeps it on (with the file's seed, else 0).
+        """
         entry = self.data["generators"][name]
         net = build_generator(entry["arch"])
         net.load_state_dict(entry["state_dict"])
-        return for_inference(net, self.data.get("test_time_norm", "running")).to(device)
+        seed = self.test_dropout_seed
+        if test_dropout is not None:
+            seed = (seed if seed is not None else 0) if test_dropout else None
+        return for_inference(net, self.data.get("test_time_norm", "running"), seed).to(device)
 
     def parameter_count(self) -> dict[str, int]:
         return {name: sum(t.numel() for k, t in g["state_dict"].items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))

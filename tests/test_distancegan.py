@@ -66,6 +66,23 @@ def test_distance_stats_match_a_brute_force_over_all_pairs():
     assert mu == pytest.approx(float(s.mean())) and sd == pytest.approx(float(s.std(unbiased=False)))
 
 
+@pytest.mark.parametrize("self_distance", [False, True])
+def test_distance_stats_are_taken_between_whole_batches_as_in_the_reference(self_distance):
+    """Reference: mean |batch_i - batch_j| over pairs of training batches; its std is ~sqrt(batch) smaller."""
+    torch.manual_seed(2)
+    imgs = torch.rand(41, 3, 8, 8)  # 20 batches of 2, one image left over (dropped, as there)
+    batches = imgs[:40].view(20, 2, 3, 8, 8)
+    if self_distance:
+        d = torch.tensor([float(self_distances(b).mean()) for b in batches], dtype=torch.float64)
+    else:
+        d = torch.tensor([float((batches[i] - batches[j]).abs().mean()) for i, j in itertools.combinations(range(20), 2)],
+                         dtype=torch.float64)
+    mu, sd = distance_stats(imgs, self_distance, batch_size=2, chunk=7)
+    assert mu == pytest.approx(float(d.mean()), rel=1e-5) and sd == pytest.approx(float(d.std(unbiased=False)), rel=1e-4)
+    _, sd_images = distance_stats(imgs[:40], self_distance, batch_size=1)
+    assert 1.2 < sd_images / sd < 1.7  # averaging two independent distances: about sqrt(2)
+
+
 class FakeUnpaired:
     """A dataset with the unpaired interface that records which images prepare() reads."""
 
@@ -90,17 +107,20 @@ def method(**overrides) -> DistanceGAN:
 
 
 def test_prepare_uses_a_bounded_sample_and_its_statistics():
-    m = method(**{"loss.max_items": 4})
+    m = method(**{"loss.max_items": 8, "train.batch_size": 2})
     data = FakeUnpaired(10, 3)
     m.prepare(data)
-    used_a, used_b = sorted(set(data.read_a)), sorted(set(data.read_b))
-    assert len(used_a) == 4 and len(used_b) == 3  # at most max_items per domain, fewer if the folder is smaller
-    expected_a = distance_stats(torch.stack([data.image("a", i) for i in used_a]).half(), False)
+    order_a = list(dict.fromkeys(data.read_a))  # sample order: the batches are consecutive images
+    used_b = sorted(set(data.read_b))
+    assert len(order_a) == 8 and len(used_b) == 3  # at most max_items per domain, fewer if the folder is smaller
+    expected_a = distance_stats(torch.stack([data.image("a", i) for i in order_a]).half(), False, 2)
     assert m.stats["a"] == pytest.approx(list(expected_a), rel=1e-4)
-    # Self-distance statistics are taken on halves of single images.
+    per_image_a = distance_stats(torch.stack([data.image("a", i) for i in order_a]).half(), False, 1)
+    assert m.stats["a"][1] < 0.85 * per_image_a[1]  # between batches of 2, not single images
+    # Self-distance statistics are taken on halves of single images (batch size 1).
     s = method(**{"loss.max_items": 4, "loss.self_distance": True, "train.batch_size": 1})
     s.prepare(FakeUnpaired(10, 3))
-    imgs = torch.stack([FakeUnpaired(0, 0).image("a", i) for i in used_a]).half()
+    imgs = torch.stack([FakeUnpaired(0, 0).image("a", i) for i in order_a[:4]]).half()
     assert s.stats["a"] == pytest.approx(list(distance_stats(imgs, True)), rel=1e-4)
 
 

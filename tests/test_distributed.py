@@ -76,3 +76,52 @@ def test_stargan_trains_under_ddp_resumes_and_translates(tmp_path, cli):
     result = cli(["translate", run / "model.pt", photo, "--to", "green", "-o", tmp_path / "out.png", "-q"])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "out.png").size == (37, 29)
+
+
+FP16_SKIP_WORKER = '''
+import datetime, json, sys, types
+import torch, torch.distributed as dist
+from img2img.methods.base import Method
+from img2img.train.distributed import average_gradients_before_step
+
+dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=20))
+rank = dist.get_rank()
+torch.manual_seed(0)
+net = torch.nn.Linear(4, 2)
+opt = torch.optim.Adam(net.parameters(), lr=0.1)
+average_gradients_before_step(opt, 2)
+owner = types.SimpleNamespace(scaler=torch.amp.GradScaler("cpu", init_scale=1024.0))
+weights, scales = [], []
+for step in range(3):
+    opt.zero_grad()
+    x = torch.full((2, 4), float(rank + 1))
+    owner.scaler.scale(net(x).square().mean()).backward()
+    if step == 1 and rank == 1:
+        net.weight.grad[0, 0] = float("inf")  # an fp16 overflow on this rank only
+    Method.step(owner, opt)
+    owner.scaler.update()
+    weights.append(net.weight.detach().flatten().tolist())
+    scales.append(owner.scaler.get_scale())
+print(json.dumps({"rank": rank, "weights": weights, "scales": scales}))
+dist.destroy_process_group()
+'''
+
+
+def test_fp16_inf_on_one_rank_makes_every_rank_skip_the_step(tmp_path):
+    """GradScaler skips a step whose gradients hold an inf; the decision must be the same on every rank,
+    or one rank skips the all-reduce inside the step while the other waits in it (a hang or drifting replicas)."""
+    script = tmp_path / "worker.py"
+    script.write_text(FP16_SKIP_WORKER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
+    result = subprocess.run(cmd, capture_output=True, env={**ENV, "PYTHONPATH": str(Path(__file__).parents[1])}, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    import json
+
+    runs = sorted((json.loads(line) for line in result.stdout.decode().splitlines() if line.startswith("{")), key=lambda r: r["rank"])
+    assert len(runs) == 2
+    for r in runs:
+        w = np.array(r["weights"])
+        assert np.abs(w[1] - w[0]).max() == 0.0, "step 1 held an inf on rank 1: every rank must skip it"
+        assert np.abs(w[2] - w[1]).max() > 0.01, "the following step must train again"
+        assert r["scales"] == [1024.0, 512.0, 512.0]  # the scale backs off once, on both ranks
+    np.testing.assert_array_equal(runs[0]["weights"], runs[1]["weights"])  # replicas stay identical

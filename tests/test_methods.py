@@ -54,6 +54,18 @@ def wgan_cancelled_bias(method, param_name: str, p: torch.Tensor) -> bool:
             and p.grad is not None and not p.grad.any())
 
 
+def cancelled_by_instance_norm(net: torch.nn.Module, param_name: str) -> bool:
+    """A conv bias right before an InstanceNorm: the norm subtracts it, so its gradient is zero up to float
+    noise (measured ~1e-9) and Adam moves it on that noise alone. The reference code has these biases too."""
+    if not param_name.endswith(".bias"):
+        return False
+    owner, _, index = param_name[: -len(".bias")].rpartition(".")
+    parent = net.get_submodule(owner) if owner else net
+    if not (isinstance(parent, torch.nn.Sequential) and index.isdigit() and int(index) + 1 < len(parent)):
+        return False
+    return isinstance(parent[int(index) + 1], torch.nn.InstanceNorm2d)
+
+
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_train_steps_give_finite_losses_and_train_every_parameter(name, paired_dir, unpaired_dirs):
     method, batch = build(name, paired_dir, unpaired_dirs)
@@ -67,14 +79,18 @@ def test_train_steps_give_finite_losses_and_train_every_parameter(name, paired_d
         for k, v in losses.items():
             assert torch.is_tensor(v) and not v.requires_grad, f"{k} must be a detached tensor"
             assert torch.isfinite(v).all(), f"{name}: loss {k} = {v}"
-    unchanged, no_grad = [], []
+    unchanged, no_grad, noise_grad = [], [], []
     for n, net in nets.items():
         for k, p in net.named_parameters():
             if p.grad is None or not torch.isfinite(p.grad).all():
                 no_grad.append(f"{n}.{k}")
+            elif float(p.grad.abs().mean()) < 1e-6 and not cancelled_by_instance_norm(net, k) and not wgan_cancelled_bias(method, k, p):
+                noise_grad.append(f"{n}.{k}: {float(p.grad.abs().mean()):.1e}")  # smallest real one measured: 9e-5
             if torch.equal(p.detach(), before[f"{n}.{k}"]) and not wgan_cancelled_bias(method, k, p):
                 unchanged.append(f"{n}.{k}")
     assert not no_grad, f"{name}: parameters without a (finite) gradient: {no_grad}"
+    # Adam moves a weight by ~lr even on a float-noise gradient, so "updated" alone proves nothing
+    assert not noise_grad, f"{name}: parameters whose gradient is only float noise: {noise_grad}"
     assert not unchanged, f"{name}: parameters not updated by train_step: {unchanged}"
 
 

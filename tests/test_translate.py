@@ -97,8 +97,10 @@ def test_cyclegan_translates_both_ways(cli, models, tmp_path):
         assert result.exit_code == 0, result.output
         with Image.open(outs[direction]) as img:
             assert img.size == (75, 53)
-    # Two different generators: the two directions give different images.
-    assert not np.array_equal(np.asarray(Image.open(outs["a2b"])), np.asarray(Image.open(outs["b2a"])))
+    # Two different generators: the two directions give different images (by far more than 8-bit rounding;
+    # two independently initialised tiny generators differ by ~10 grey levels on average here).
+    a2b, b2a = (np.asarray(Image.open(outs[d])).astype(np.float64) for d in ("a2b", "b2a"))
+    assert np.abs(a2b - b2a).mean() > 2.0
 
 
 def test_b2a_on_a_one_way_model_is_a_clear_error(cli, models, tmp_path):

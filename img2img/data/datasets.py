@@ -25,8 +25,10 @@ Key = tuple[int, int, int]
 class StepBatchSampler(Sampler):
     """Endless batches of keys; batch number s is the same whichever step the iteration starts at.
 
-    Each epoch is a fresh permutation of the A side (incomplete last batches are dropped); for
-    unpaired data the B partner of each A image is drawn independently from the B folder.
+    Each epoch is a fresh permutation (incomplete last batches are dropped). For unpaired data an
+    epoch is max(|A|, |B|) samples, as in the reference's unaligned dataset: A image = position %
+    |A| (a smaller A folder is revisited within the epoch) and the B partner of each position is drawn
+    independently from the B folder.
     """
 
     def __init__(self, n_a: int, batch_size: int, seed: int, start_step: int = 0, n_b: int = 0,
@@ -36,12 +38,13 @@ class StepBatchSampler(Sampler):
             raise UserError(f"batch size {batch_size}{f' x {world} processes' if world > 1 else ''} is larger than the training folder ({n_a} images)")
         self.n_a, self.n_b, self.batch_size, self.seed, self.start_step = n_a, n_b, batch_size, seed, start_step
         self.rank, self.world = rank, world
-        self.steps_per_epoch = n_a // (batch_size * world)
+        self.epoch_length = max(n_a, n_b)
+        self.steps_per_epoch = self.epoch_length // (batch_size * world)
 
     def _epoch_order(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        perm = torch.randperm(self.n_a, generator=g)
-        partners = torch.randint(self.n_b, (self.n_a,), generator=g) if self.n_b else perm
+        perm = torch.randperm(self.epoch_length, generator=g) % self.n_a
+        partners = torch.randint(self.n_b, (self.epoch_length,), generator=g) if self.n_b else perm
         return perm, partners
 
     def __iter__(self) -> Iterator[list[Key]]:

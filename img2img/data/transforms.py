@@ -33,7 +33,8 @@ class PairTransform:
         load = cfg.resolved_load_size
         steps = [
             *center_crop_steps(cfg.center_crop),
-            v2.Resize((load, load), antialias=True),
+            # Bicubic as the reference (transforms.Resize(..., Image.BICUBIC)); antialiased when shrinking.
+            v2.Resize((load, load), interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
             v2.RandomCrop(cfg.image_size),
         ]
         if cfg.flip:

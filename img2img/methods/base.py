@@ -81,8 +81,15 @@ class Method:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
-        """optimizer.step(), through the GradScaler when training in fp16 (it skips steps with inf gradients)."""
+        """optimizer.step(), through the GradScaler when training in fp16 (it skips steps with inf gradients).
+
+        Under torchrun the gradients are averaged before the scaler looks for infs, so every rank makes
+        the same skip decision (see train.distributed.average_gradients_before_step).
+        """
         if self.scaler is not None:
+            average = getattr(optimizer, "average_gradients", None)
+            if average is not None:
+                average()
             self.scaler.step(optimizer)
         else:
             optimizer.step()
@@ -91,8 +98,12 @@ class Method:
     def lr_d(self) -> float:
         return self.cfg.train.lr_d or self.cfg.train.lr
 
+    def test_dropout_seed(self) -> int | None:
+        """Seed of the fixed dropout masks kept on at test time (pix2pix), or None: dropout off."""
+        return None
+
     def inference_copy(self, net: nn.Module) -> nn.Module:
-        return for_inference(net, self.test_time_norm)
+        return for_inference(net, self.test_time_norm, self.test_dropout_seed())
 
     # ----- the interface the loop uses
     def prepare(self, dataset: Any) -> None:

@@ -3,7 +3,12 @@
 Paper:  G* = arg min_G max_D  L_cGAN(G, D) + lambda * L_L1(G),  lambda = 100
         L_cGAN = E[log D(x, y)] + E[log(1 - D(x, G(x)))]; D sees the input and the output concatenated.
 Code (vs. paper): G minimises -log D(x, G(x)) (non-saturating); D's loss is halved; U-Net 256 with
-BatchNorm and dropout 0.5; 70x70 PatchGAN; Adam 2e-4, beta1 0.5; test-time batch statistics.
+BatchNorm and dropout 0.5; 70x70 PatchGAN; Adam 2e-4, beta1 0.5.
+Test time as in the paper ("exactly the same manner as during the training phase"): dropout on and
+batch statistics. Both are made per image so an output does not depend on its batch: BatchNorm uses
+each image's own statistics (the paper's batch of 1) and dropout uses fixed masks drawn from the run
+seed (SeededDropout), so the same image and seed give the same output. --no-test-dropout: dropout
+off at test time (the reference code's --eval).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from img2img.methods.base import Method, set_requires_grad
 @dataclass
 class Pix2PixLoss:
     lambda_l1: float = option(100.0, "weight of the L1 distance to the ground truth")
+    test_dropout: bool = option(True, "keep dropout on at test time as the paper does (fixed masks from the run seed, so "
+                                      "outputs stay deterministic); --no-test-dropout turns it off")
 
 
 @register_method("pix2pix")
@@ -73,6 +80,12 @@ class Pix2Pix(Method):
     def sample(self, batch: dict) -> list[torch.Tensor]:
         x, y = self._source_target(batch)
         return [x, self.inference_copy(self.G)(x), y]
+
+    def test_dropout_seed(self) -> int | None:
+        return self.cfg.train.seed if self.cfg.loss.test_dropout and self.cfg.net.dropout else None
+
+    def model_extras(self) -> dict:
+        return {"test_dropout_seed": self.test_dropout_seed()}
 
     def nets(self):
         return {"G": self.G, "D": self.D}

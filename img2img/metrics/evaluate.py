@@ -180,7 +180,8 @@ def evaluate_model(model: str | Path, *, a: str | Path | None = None, b: str | P
                    data: str | Path | None = None, direction: str | None = None, extractor: FeatureExtractor | None,
                    size: int | None = None, batch_size: int = 8, device: str = "auto", limit: int = 0,
                    kid_subsets: int = 100, kid_subset_size: int = 1000, save_dir: str | Path | None = None,
-                   paired: bool | None = None, precision: str = "fp32", progress: ProgressFactory = no_progress) -> dict:
+                   paired: bool | None = None, precision: str = "fp32", progress: ProgressFactory = no_progress,
+                   test_dropout: bool | None = None) -> dict:
     """Translate the test inputs with the model and score them (see the module docstring).
 
     extractor=None skips FID/KID (paired metrics only). paired=None: --a/--b are paired by file
@@ -190,7 +191,7 @@ def evaluate_model(model: str | Path, *, a: str | Path | None = None, b: str | P
     from img2img.methods import METHODS
     from img2img.translate import Translator
 
-    translator = Translator(model, direction=direction, device=device, precision=precision)
+    translator = Translator(model, direction=direction, device=device, precision=precision, test_dropout=test_dropout)
     if paired is None:
         method_cls = METHODS.get(translator.model.method)
         paired = method_cls is not None and method_cls.dataset_kind == "paired"

@@ -118,7 +118,7 @@ class PerImageNorm(nn.Module):
     pix2pix runs its generator at test time "in exactly the same manner as during the training
     phase", normalising with the test batch's statistics; at its batch size of 1 that is instance
     normalisation with BN's learned scale and shift. Doing it per image keeps outputs independent of
-    how many images translate happens to batch together.
+    how many images translate happens to batch together. (Its dropout: SeededDropout below.)
     """
 
     def __init__(self, bn: nn.BatchNorm2d):
@@ -127,6 +127,40 @@ class PerImageNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return instance_norm(x, self.weight, self.bias, self.eps)
+
+
+_HASH_PRIME = 2_147_483_647  # 2^31 - 1: squares of residues fit in int64
+
+
+class SeededDropout(nn.Module):
+    """Training-mode dropout whose mask is a fixed function of (seed, layer, channel, row, column).
+
+    pix2pix keeps dropout on at test time: it is the generator's only noise source. A mask drawn
+    from an RNG would make an image's output depend on what else shares its batch and on the order
+    of a folder; this mask depends on the position in the feature map only, so the same image gives
+    the same output for a given seed anywhere. Each position is kept with probability 1 - p (a
+    hash: three rounds of h -> h^2 + k mod 2^31 - 1) and scaled by 1 / (1 - p), as nn.Dropout does in
+    training. Integer tensor arithmetic only, so torch.export / ONNX reproduce it exactly.
+    """
+
+    def __init__(self, p: float, seed: int, layer: int):
+        super().__init__()
+        self.p, self.seed, self.layer = p, int(seed), int(layer)
+
+    def keep_mask(self, channels: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+        ar = lambda n: torch.arange(n, device=device, dtype=torch.int64)  # noqa: E731
+        position = (ar(channels)[:, None, None] * 8192 + ar(height)[None, :, None]) * 8192 + ar(width)[None, None, :]
+        h = (position + (self.seed * 1_000_003 + self.layer * 7_919 + 12_345) % _HASH_PRIME) % _HASH_PRIME
+        for k in (1_234_567, 7_654_321, 1_111_111):
+            h = (h * h + k) % _HASH_PRIME
+        return (h % 65_536) >= round(self.p * 65_536)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = self.keep_mask(x.shape[1], x.shape[2], x.shape[3], x.device)
+        return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.p)))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, seed={self.seed}, layer={self.layer}"
 
 
 def for_fast_inference(net: nn.Module, dtype: torch.dtype | None = None) -> nn.Module:
@@ -140,9 +174,19 @@ def for_fast_inference(net: nn.Module, dtype: torch.dtype | None = None) -> nn.M
 TEST_TIME_NORMS = ("running", "per_image")
 
 
-def for_inference(net: nn.Module, test_time_norm: str = "running") -> nn.Module:
-    """An eval-mode copy of net without gradients; BatchNorm per image when test_time_norm says so."""
+def for_inference(net: nn.Module, test_time_norm: str = "running", dropout_seed: int | None = None) -> nn.Module:
+    """An eval-mode copy of net without gradients; BatchNorm per image when test_time_norm says so.
+
+    dropout_seed: None turns dropout off (eval mode); a number keeps it on as SeededDropout masks.
+    """
     net = copy.deepcopy(net).eval().requires_grad_(False)
+    if dropout_seed is not None:
+        layer = 0
+        for parent in list(net.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.Dropout):
+                    setattr(parent, name, SeededDropout(child.p, dropout_seed, layer))
+                    layer += 1
     if test_time_norm == "per_image":
         for parent in list(net.modules()):
             for name, child in list(parent.named_children()):

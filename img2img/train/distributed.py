@@ -58,11 +58,18 @@ def _destroy_process_group() -> None:
 
 
 def average_gradients_before_step(optimizer: torch.optim.Optimizer, world: int) -> None:
-    """Wrap optimizer.step so it first averages the gradients of its parameters over all ranks."""
+    """Wrap optimizer.step so it first averages the gradients of its parameters over all ranks.
+
+    The optimizer also gets average_gradients(): fp16 training calls it before GradScaler.step, which
+    skips the step when it finds an inf. Averaged first, an inf on any rank is an inf on every rank,
+    so all ranks skip (or all step) together; checked per rank, one rank would skip the step and the
+    all-reduce inside it while the others wait in theirs, and the replicas would hang or drift apart.
+    The step then does not average a second time.
+    """
     original_step = optimizer.step
 
-    def step(self, *args, **kwargs):
-        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+    def average() -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if grads:
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
@@ -71,9 +78,16 @@ def average_gradients_before_step(optimizer: torch.optim.Optimizer, world: int) 
             for g in grads:
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
+        optimizer.gradients_averaged = True
+
+    def step(self, *args, **kwargs):
+        if not getattr(self, "gradients_averaged", False):
+            average()
+        self.gradients_averaged = False
         return original_step(*args, **kwargs)
 
     optimizer.step = types.MethodType(step, optimizer)  # bound, as LR schedulers expect to re-wrap it
+    optimizer.average_gradients = average
 
 
 def broadcast_parameters(nets: dict[str, nn.Module]) -> None:

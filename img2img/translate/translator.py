@@ -67,7 +67,8 @@ class Translator:
     """model(x) for x in [-1, 1], shape (B, C, H, W) with any H, W; the output has the same shape."""
 
     def __init__(self, model: ModelFile | str | Path, direction: str | None = None, device: str = "auto",
-                 precision: str = "auto", compile: bool = False):
+                 precision: str = "auto", compile: bool = False, test_dropout: bool | None = None):
+        """test_dropout: None as the model file says (pix2pix: on); False/True override it."""
         self.model = model if isinstance(model, ModelFile) else load_model(model)
         directions = self.model.directions
         domains = self.model.data.get("domains") or []
@@ -90,7 +91,7 @@ class Translator:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device, inference=True)
         arch = self.model.data["generators"][entry["generator"]]["arch"]
-        self.generator = InferenceGenerator(self.model.generator(entry["generator"], self.device), self.precision,
+        self.generator = InferenceGenerator(self.model.generator(entry["generator"], self.device, test_dropout), self.precision,
                                             self.device, compile=compile)
         self.stride = generator_stride(arch["name"])
         self.channels = arch["in_channels"]
