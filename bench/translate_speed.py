@@ -15,14 +15,15 @@ import argparse
 
 import torch
 
-from speed_common import flops_of, peak_memory_gib, print_comparison, reset_peak, timed
+from speed_common import device_peak, flops_of, peak_memory_gib, print_comparison, reset_peak, timed, write_json
 from img2img.device import resolve_device, resolve_precision
 from img2img.modelfile import load_model
 from img2img.nets import build_generator, init_weights
 from img2img.translate.translator import InferenceGenerator
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the comparison for argv (default: the command line); returns the figures --json would write."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
     p.add_argument("--size", type=int, default=256, help="square input side")
@@ -30,18 +31,20 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--generator", default="resnet_9")
+    p.add_argument("--ngf", type=int, default=64, help="filters of the random generator (64 = CycleGAN's)")
     p.add_argument("--model", default=None, help="time this model file's first generator instead")
     p.add_argument("--precision", default="auto", help="of the optimized path (auto = img2img translate's default)")
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--peak-tflops", type=float, default=0.0, help="the device's practical peak, to print the fraction reached (H100 bf16: ~700)")
-    args = p.parse_args()
+    p.add_argument("--peak-tflops", type=float, default=0.0, help="the device's peak (default: the GPU table in speed_common)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
     device = resolve_device(args.device)
     if args.model:
         mf = load_model(args.model)
         name = next(iter(mf.data["generators"]))
         net = mf.generator(name, device)
     else:
-        arch = dict(name=args.generator, in_channels=3, out_channels=3, ngf=64, norm="instance", dropout=False)
+        arch = dict(name=args.generator, in_channels=3, out_channels=3, ngf=args.ngf, norm="instance", dropout=False)
         net = init_weights(build_generator(arch)).to(device).eval()
     h, w = (1080, 1920) if args.hd else (args.size, args.size)
     h, w = -(-h // 4) * 4, -(-w // 4) * 4  # the generator's stride (translate pads the same way)
@@ -60,8 +63,15 @@ def main() -> None:
     opt = timed(lambda: fast(x), device, warmup=2, iters=args.iters)
     rows.append((f"{precision} channels-last{' compiled' if args.compile else ''} (img2img)", opt, peak_memory_gib(device)))
 
-    print(f"device {device}, input {w}x{h}, batch {args.batch}, {flops / args.batch / 1e9:.1f} GFLOP per image")
-    print_comparison(rows, args.batch, "images/s", flops, args.peak_tflops)
+    peak, peak_source = device_peak(device, args.peak_tflops)
+    print(f"device {device}, input {w}x{h}, batch {args.batch}, {flops / args.batch / 1e9:.1f} GFLOP per image"
+          + (f"; peak {peak:.0f} TFLOP/s: {peak_source}" if peak else ""))
+    figures = print_comparison(rows, args.batch, "images/s", flops, peak)
+    record = {"bench": "translate_speed", "generator": args.model or args.generator, "width": w, "height": h,
+              "batch": args.batch, "device": str(device), "gflop_per_image": flops / args.batch / 1e9,
+              "peak_tflops": peak, "peak_source": peak_source, "rows": figures}
+    write_json(args.json, record)
+    return record
 
 
 if __name__ == "__main__":

@@ -4,29 +4,77 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, NamedTuple, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from img2img import config as config_mod
-from img2img.atomic import next_free_folder
 from img2img.errors import UserError
-from img2img.methods import METHODS, get_method
+from img2img.method_catalog import CATALOG, DATA_FLAGS, missing_data_message
 
 console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
 
-app = typer.Typer(help="Train image-to-image translation GANs and translate images with them.",
+# What the type column of the help shows for an option with a value; on/off flags show nothing.
+_TYPE_WORDS = {"int": "N", "float": "X", "Path": "PATH", "str": "TEXT", "list[str]": "TEXT"}
+
+
+def _as_plain_text(obj: Any, attr: str) -> None:
+    """Escape obj.attr once for rich markup, so help texts show every bracket ("[a|b]", "[data]") as written."""
+    value, done = getattr(obj, attr, None), f"_escaped_{attr}"
+    if value and getattr(obj, done, None) != value:
+        setattr(obj, attr, escape(value))
+        setattr(obj, done, getattr(obj, attr))
+
+
+def _tidy_help(params: list) -> None:
+    """Help texts shown as written, and plain words instead of typer's `<int>`/`<bool>` in the type column."""
+    for param in params:
+        _as_plain_text(param, "help")
+        if param.param_type_name == "argument":  # its name says it all; the type column stays empty
+            param.metavar = param.metavar or param.name.upper()
+            param.display_type_rich = lambda ctx: None
+            continue
+        if param.metavar is not None:
+            continue
+        desc = param.type_descriptor
+        if param.is_flag or param.bare_type() == "bool":
+            param.metavar = ""
+        elif desc.is_choice:
+            param.metavar = "|".join(map(str, desc.choices or ()))
+        else:
+            param.metavar = _TYPE_WORDS.get(param.bare_type())
+
+
+class Command(TyperCommand):
+    def format_help(self, ctx, formatter) -> None:
+        _tidy_help(self.get_params(ctx))
+        for attr in ("help", "epilog"):
+            _as_plain_text(self, attr)
+        return super().format_help(ctx, formatter)
+
+
+class Group(TyperGroup):
+    def format_help(self, ctx, formatter) -> None:
+        _tidy_help(self.get_params(ctx))
+        for obj in [self, *self.commands.values()]:
+            _as_plain_text(obj, "help")
+        return super().format_help(ctx, formatter)
+
+
+app = typer.Typer(help="Train image-to-image translation GANs and translate images with them.", cls=Group,
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 train_app = typer.Typer(help="Train a model. One sub-command per method; see `img2img train METHOD --help`.",
-                        no_args_is_help=True)
+                        cls=Group, no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 EXIT_BAD_INPUT, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -46,42 +94,141 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def _help(key: str) -> str:
+class Flag(NamedTuple):
+    """One option of `img2img train METHOD`: its declarations, the setting it overrides (if any), its value type."""
+
+    name: str
+    decls: tuple[str, ...]
+    key: Optional[str] = None  # config key; None for options that are not settings (--out, --resume, ...)
+    type: Any = None  # value type; None = an on/off flag
+    help: str = ""  # only for options that are not settings (settings carry their help in config.py)
+    metavar: str = ""
+
+
+TRAIN_FLAGS: tuple[Flag, ...] = (
+    Flag("a", ("--a",), "data.a", Path, metavar="DIR"),
+    Flag("b", ("--b",), "data.b", Path, metavar="DIR"),
+    Flag("data", ("--data",), "data.data", Path, metavar="DIR"),
+    Flag("images", ("--images",), "data.images", Path, metavar="DIR"),
+    Flag("labels", ("--labels",), "data.labels", Path, metavar="CSV"),
+    Flag("attrs", ("--attrs",), "data.attrs", str, metavar="A,B,..."),
+    Flag("direction", ("--direction",), "data.direction", str),
+    Flag("out", ("--out", "-o"), None, Path, "run directory (default: runs/<method>, numbered if taken)", "DIR"),
+    Flag("config", ("--config",), None, Path, "TOML file with [data] [net] [train] [loss] tables; flags override it", "FILE"),
+    Flag("set_", ("--set",), None, list[str], "override any setting, e.g. --set train.lr=1e-4 (repeatable)", "KEY=VALUE"),
+    Flag("resume", ("--resume",), None, None, "continue the run in --out from its checkpoint.pt"),
+    Flag("stop_after", ("--stop-after",), None, int, "end this invocation after N steps (checkpoint saved; continue with --resume)", "N"),
+    Flag("steps", ("--steps",), "train.steps", int, metavar="N"),
+    Flag("epochs", ("--epochs",), "train.epochs", int, metavar="N"),
+    Flag("batch_size", ("--batch-size",), "train.batch_size", int, metavar="N"),
+    Flag("image_size", ("--image-size",), "data.image_size", int, metavar="PX"),
+    Flag("load_size", ("--load-size",), "data.load_size", int, metavar="PX"),
+    Flag("no_flip", ("--no-flip",), None, None, "no random horizontal flips"),
+    Flag("generator", ("--generator",), "net.generator", str, metavar="NAME"),
+    Flag("ngf", ("--ngf",), "net.ngf", int, metavar="N"),
+    Flag("ndf", ("--ndf",), "net.ndf", int, metavar="N"),
+    Flag("norm", ("--norm",), "net.norm", str),
+    Flag("gan_loss", ("--gan-loss",), "train.gan_loss", str),
+    Flag("lr", ("--lr",), "train.lr", float, metavar="X"),
+    Flag("device", ("--device",), "train.device", str, metavar="DEVICE"),
+    Flag("precision", ("--precision",), "train.precision", str),
+    Flag("ema", ("--ema",), "train.ema", float, metavar="DECAY"),
+    Flag("compile", ("--compile/--no-compile",), "train.compile", bool),
+    Flag("channels_last", ("--channels-last/--no-channels-last",), "train.channels_last", bool),
+    Flag("seed", ("--seed",), "train.seed", int, metavar="N"),
+    Flag("workers", ("--workers",), "train.workers", int, metavar="N"),
+    Flag("sample_every", ("--sample-every",), "train.sample_every", int, metavar="N"),
+    Flag("save_every", ("--save-every",), "train.save_every", int, metavar="N"),
+    Flag("log_every", ("--log-every",), "train.log_every", int, metavar="N"),
+    Flag("eval_every", ("--eval-every",), "train.eval_every", int, metavar="N"),
+    Flag("eval_a", ("--eval-a",), "train.eval_a", Path, metavar="DIR"),
+    Flag("eval_b", ("--eval-b",), "train.eval_b", Path, metavar="DIR"),
+    Flag("quiet", ("--quiet", "-q"), None, None, "no progress bar"),
+)
+# CLI flag parameter name -> config key. Only flags the user actually gives become overrides.
+FLAG_KEYS = {f.name: f.key for f in TRAIN_FLAGS if f.key}
+_DATA_FLAG_NAMES = {"a", "b", "data", "images", "labels", "attrs", "direction"}
+
+
+def setting_field(key: str) -> dataclasses.Field:
     section, name = key.split(".")
     cls = {"data": config_mod.DataConfig, "net": config_mod.NetConfig, "train": config_mod.TrainConfig}[section]
-    f = {f.name: f for f in dataclasses.fields(cls)}[name]
-    choices = f.metadata.get("choices")
-    return f.metadata["help"] + (f" [{'|'.join(map(str, choices))}]" if choices else "")
+    return {f.name: f for f in dataclasses.fields(cls)}[name]
 
 
-# CLI flag parameter name -> config key. Only flags the user actually gives become overrides.
-FLAG_KEYS = {
-    "a": "data.a", "b": "data.b", "data": "data.data", "direction": "data.direction",
-    "images": "data.images", "labels": "data.labels", "attrs": "data.attrs",
-    "image_size": "data.image_size", "load_size": "data.load_size",
-    "generator": "net.generator", "ngf": "net.ngf", "ndf": "net.ndf", "norm": "net.norm",
-    "steps": "train.steps", "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
-    "gan_loss": "train.gan_loss", "device": "train.device", "precision": "train.precision", "seed": "train.seed",
-    "workers": "train.workers", "sample_every": "train.sample_every", "save_every": "train.save_every",
-    "log_every": "train.log_every", "ema": "train.ema", "compile": "train.compile", "channels_last": "train.channels_last",
-    "eval_every": "train.eval_every", "eval_a": "train.eval_a", "eval_b": "train.eval_b",
-}
+def flag_help(flag: Flag) -> tuple[str, Optional[tuple]]:
+    """(help text, allowed values or None) of a train option, from the setting it overrides."""
+    if flag.key is None:
+        return flag.help, None
+    f = setting_field(flag.key)
+    return f.metadata["help"], f.metadata.get("choices")
+
+
+def _option(flag: Flag) -> inspect.Parameter:
+    help_text, choices = flag_help(flag)
+    if flag.type is None:  # on/off flag: no value, no type to show
+        default, annotation, metavar = False, bool, ""
+    else:
+        default, annotation = ([] if flag.type == list[str] else None), flag.type
+        metavar = "|".join(map(str, choices)) if choices else flag.metavar
+        if choices:
+            annotation = Literal[tuple(map(str, choices))]  # click checks the value before anything is imported
+        if flag.type is bool:
+            metavar = ""
+        if flag.type != list[str]:
+            annotation = Optional[annotation]
+    option = typer.Option(default, *flag.decls, help=help_text, metavar=metavar, show_default=False)
+    return inspect.Parameter(flag.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+
+
+def _shown_default(value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+class MethodCommand(Command):
+    """`img2img train METHOD`: its help shows the method's defaults and own options, found when help is asked
+    for (importing the method, and so torch, only then: the other commands and errors stay fast)."""
+
+    method_name = ""
+
+    def format_help(self, ctx, formatter) -> None:
+        from img2img.methods import get_method
+
+        method_cls = get_method(self.method_name)
+        defaults = config_mod.default_config(method_cls)
+        flags = {f.name: f for f in TRAIN_FLAGS}
+        for param in self.params:
+            if param.name in FLAG_KEYS:  # the default this method really uses (paper defaults included)
+                section, name = FLAG_KEYS[param.name].split(".")
+                shown = _shown_default(getattr(getattr(defaults, section), name))
+                param.help = flag_help(flags[param.name])[0] + (f"  [default: {shown}]" if shown is not None else "")
+        self.epilog = _method_epilog(method_cls, defaults)
+        return super().format_help(ctx, formatter)
 
 
 def _method_options(method_cls) -> list[dataclasses.Field]:
     return list(dataclasses.fields(method_cls.LossConfig))
 
 
-def _method_epilog(method_cls) -> str:
+def _method_epilog(method_cls, defaults) -> str:
     lines = [f"{method_cls.name} options (defaults are the paper's):"]
-    defaults = config_mod.default_config(method_cls)
     for f in _method_options(method_cls):
         flag = "--" + f.name.replace("_", "-")
-        lines.append(f"  {flag} ({f.type if isinstance(f.type, str) else f.type.__name__}, default {getattr(defaults.loss, f.name)}): {f.metadata['help']}")
+        value = getattr(defaults.loss, f.name)
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if kind == "bool":
+            flag = f"{flag} / --no-{f.name.replace('_', '-')}"
+        choices = f.metadata.get("choices")
+        allowed = f" ({'|'.join(map(str, choices))})" if choices else ""
+        lines.append(f"  {flag} ({kind}{allowed}, default {_shown_default(value)}): {f.metadata['help']}")
     paper = ", ".join(f"{k}={v}" for k, v in method_cls.paper_defaults.items())
     lines.append(f"Paper defaults applied before your flags: {paper}.")
     lines.append("Any setting can also be given as --set section.name=value or in a --config TOML file.")
-    return "\n\n".join(lines)
+    return "\n".join(lines)
 
 
 def parse_method_args(method_cls, args: list[str]) -> dict[str, Any]:
@@ -111,56 +258,23 @@ def parse_method_args(method_cls, args: list[str]) -> dict[str, Any]:
     return out
 
 
-def _make_train_command(method_cls):
+def _make_train_command(method_name: str, dataset_kind: str):
+    flags = [f for f in TRAIN_FLAGS
+             if f.name not in _DATA_FLAG_NAMES or f.name in DATA_FLAGS.get(dataset_kind, _DATA_FLAG_NAMES)]
+
     @user_errors
-    def command(
-        ctx: typer.Context,
-        a: Optional[Path] = typer.Option(None, "--a", help=_help("data.a")),
-        b: Optional[Path] = typer.Option(None, "--b", help=_help("data.b")),
-        data: Optional[Path] = typer.Option(None, "--data", help=_help("data.data")),
-        images: Optional[Path] = typer.Option(None, "--images", help=_help("data.images")),
-        labels: Optional[Path] = typer.Option(None, "--labels", help=_help("data.labels")),
-        attrs: Optional[str] = typer.Option(None, "--attrs", help=_help("data.attrs")),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default: runs/<method>, numbered if taken)"),
-        config: Optional[Path] = typer.Option(None, "--config", help="TOML file with [data] [net] [train] [loss] tables; flags override it"),
-        set_: list[str] = typer.Option([], "--set", help="override any setting, e.g. --set train.lr=1e-4 (repeatable)"),
-        resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its checkpoint.pt"),
-        stop_after: int = typer.Option(0, "--stop-after", help="end this invocation after N steps (checkpoint saved; continue with --resume)"),
-        steps: Optional[int] = typer.Option(None, "--steps", help=_help("train.steps")),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help=_help("train.epochs")),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_help("train.batch_size")),
-        image_size: Optional[int] = typer.Option(None, "--image-size", help=_help("data.image_size")),
-        load_size: Optional[int] = typer.Option(None, "--load-size", help=_help("data.load_size")),
-        no_flip: bool = typer.Option(False, "--no-flip", help="no random horizontal flips"),
-        direction: Optional[str] = typer.Option(None, "--direction", help=_help("data.direction")),
-        generator: Optional[str] = typer.Option(None, "--generator", help=_help("net.generator")),
-        ngf: Optional[int] = typer.Option(None, "--ngf", help=_help("net.ngf")),
-        ndf: Optional[int] = typer.Option(None, "--ndf", help=_help("net.ndf")),
-        norm: Optional[str] = typer.Option(None, "--norm", help=_help("net.norm")),
-        gan_loss: Optional[str] = typer.Option(None, "--gan-loss", help=_help("train.gan_loss")),
-        lr: Optional[float] = typer.Option(None, "--lr", help=_help("train.lr")),
-        device: Optional[str] = typer.Option(None, "--device", help=_help("train.device")),
-        precision: Optional[str] = typer.Option(None, "--precision", help=_help("train.precision")),
-        ema: Optional[float] = typer.Option(None, "--ema", help=_help("train.ema")),
-        compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help=_help("train.compile")),
-        channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help=_help("train.channels_last")),
-        seed: Optional[int] = typer.Option(None, "--seed", help=_help("train.seed")),
-        workers: Optional[int] = typer.Option(None, "--workers", help=_help("train.workers")),
-        sample_every: Optional[int] = typer.Option(None, "--sample-every", help=_help("train.sample_every")),
-        save_every: Optional[int] = typer.Option(None, "--save-every", help=_help("train.save_every")),
-        log_every: Optional[int] = typer.Option(None, "--log-every", help=_help("train.log_every")),
-        eval_every: Optional[int] = typer.Option(None, "--eval-every", help=_help("train.eval_every")),
-        eval_a: Optional[Path] = typer.Option(None, "--eval-a", help=_help("train.eval_a")),
-        eval_b: Optional[Path] = typer.Option(None, "--eval-b", help=_help("train.eval_b")),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
-    ) -> None:
+    def command(ctx: typer.Context, **given: Any) -> None:
+        from img2img.atomic import next_free_folder
+        from img2img.methods import get_method
         from img2img.train import resume_config, train
 
-        given = {k: v for k, v in locals().items() if k in FLAG_KEYS and v is not None}
-        overrides = {FLAG_KEYS[k]: str(v) if isinstance(v, Path) else v for k, v in given.items()}
-        if no_flip:
+        method_cls = get_method(method_name)
+        out, config, resume, quiet = given["out"], given["config"], given["resume"], given["quiet"]
+        overrides = {FLAG_KEYS[k]: str(v) if isinstance(v, Path) else v
+                     for k, v in given.items() if k in FLAG_KEYS and v is not None}
+        if given["no_flip"]:
             overrides["data.flip"] = False
-        overrides.update(config_mod.parse_set(set_))
+        overrides.update(config_mod.parse_set(given["set_"]))
         overrides.update(parse_method_args(method_cls, ctx.args))
         if resume:
             if out is None:
@@ -172,27 +286,43 @@ def _make_train_command(method_cls):
                 raise UserError(f"{out} is a {cfg.method} run, not {method_cls.name}")
         else:
             cfg = config_mod.build_config(method_cls, config, overrides)
+            missing = missing_data_message(method_name, dataclasses.asdict(cfg.data))
+            if missing:
+                raise UserError(missing)
         run_dir = out or next_free_folder(Path("runs") / method_cls.name)
         # Under torchrun every process runs this command; only rank 0 talks.
         console.quiet = int(os.environ.get("RANK", "0")) != 0
-        console.print(f"[bold]{cfg.method}[/] → {run_dir}  ({'resuming' if resume else 'new run'})", soft_wrap=True)
-        result = train(cfg, run_dir, resume=resume, stop_after=stop_after, progress=not quiet, console=console)
+        console.print(f"[bold]{cfg.method}[/] → {escape(str(run_dir))}  ({'resuming' if resume else 'new run'})", soft_wrap=True)
+        try:
+            result = train(cfg, run_dir, resume=resume, stop_after=given["stop_after"] or 0, progress=not quiet, console=console)
+        except KeyboardInterrupt:  # before the loop took over Ctrl-C (reading the data, building the nets)
+            console.print("[yellow]interrupted before training started; nothing was saved[/]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         if result.interrupted:
-            console.print(f"[yellow]stopped at step {result.step}/{result.total_steps}; checkpoint saved. "
-                          f"Continue with: img2img train {cfg.method} --resume --out {run_dir}[/]", soft_wrap=True)
+            again = escape(f"img2img train {cfg.method} --resume --out {run_dir}")
+            if result.saved_step == result.step:
+                console.print(f"[yellow]stopped at step {result.step}/{result.total_steps}; checkpoint saved. Continue with: {again}[/]", soft_wrap=True)
+            elif result.saved_step is not None:
+                console.print(f"[yellow]continue from step {result.saved_step} with: {again}[/]", soft_wrap=True)
+            else:
+                console.print("[yellow]no checkpoint to continue from; start the run again[/]", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED)
         console.print(f"step {result.step}/{result.total_steps} in {result.seconds:.1f}s; model: {run_dir / 'model.pt'}, "
-                      f"samples: {run_dir / 'samples'}")
+                      f"samples: {run_dir / 'samples'}", soft_wrap=True)
 
+    ctx_param = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+    command.__signature__ = inspect.Signature([ctx_param] + [_option(f) for f in flags])
     return command
 
 
-for _name, _cls in METHODS.items():
-    train_app.command(_name, help=_cls.summary, epilog=_method_epilog(_cls),
-                      context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_make_train_command(_cls))
+for _name, _info in CATALOG.items():
+    _cls = type(f"{_name}Command", (MethodCommand,), {"method_name": _name})
+    train_app.command(_name, help=_info.summary, cls=_cls,
+                      context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        _make_train_command(_name, _info.dataset_kind))
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def translate(
     model: Path = typer.Argument(..., help="model file (RUN/model.pt)"),
@@ -220,17 +350,21 @@ def translate(
                                   "average of the output where the input did not change; see translate/temporal.py)"),
     temporal_strength: float = typer.Option(0.8, "--temporal-strength", help="with --temporal: 0..0.95, how much of "
                                             "the previous output is kept where the input is unchanged"),
+    tile: Optional[int] = typer.Option(None, "--tile", min=0, help="translate big images in overlapping tiles of N "
+                                       "pixels, normalised with whole-image statistics (default: only images that would "
+                                       "not fit in memory; 0 = never)"),
+    crf: Optional[int] = typer.Option(None, "--crf", min=0, max=51, help="videos: quality, 0 (lossless) to 51; lower is "
+                                      "better and bigger; 18 looks lossless (default: 20; H.264, VP9 for .webm)"),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: take only share I (0-based) of N of the sorted inputs, "
                                         "e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; combines with torchrun"),
 ) -> None:
     """Translate images, videos, folders or globs with a trained model; each output keeps its input's size and name."""
-    from img2img.translate import TranslateReport, Translator, translate_files
-    from img2img.translate.outputs import plan_jobs, prepare_targets
-
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     if temporal and not 0.0 <= temporal_strength <= 0.95:
         raise UserError("--temporal-strength must be between 0 and 0.95")
+    from img2img.translate import TranslateReport, Translator, translate_files
+    from img2img.translate.outputs import plan_jobs, prepare_targets
     from img2img.translate.batch import frames_dir_jobs, local_device, select_shard, shard_spec
     from img2img.translate.scale import Rescaled, processing_size
     from img2img.translate.video import is_video_path
@@ -245,9 +379,11 @@ def translate(
         if direction is not None:
             raise UserError("--to (StarGAN domains) and --direction (two-way models) do not go together")
         targets = domain_translators(load_model(model), to, device=device, precision=precision, compile=compile)
+        for _, t in targets:
+            t.tile = tile
     else:
         targets = [("", Translator(model, direction=direction, device=device, precision=precision, compile=compile,
-                                   test_dropout=test_dropout))]
+                                   test_dropout=test_dropout, tile=tile))]
     plans = [(translator, plan_jobs(inputs, output, name_suffix=suffix)) for suffix, translator in targets]
     # videos go their own way (video.py); --size wraps the image translator; --shard/torchrun take a share
     video_plans = [(t, [j for j in js if is_video_path(j.source)]) for t, js in plans]
@@ -286,7 +422,7 @@ def translate(
 
         prepare_targets([j for _, js in video_plans for j in js])
         videos = run_video_batches(video_plans, console=console, quiet=quiet, frames=frames_dir is not None,
-                                   batch_size=batch_size, size=size, overwrite=overwrite,
+                                   batch_size=batch_size, size=size, overwrite=overwrite, crf=crf,
                                    temporal={"strength": temporal_strength} if temporal else None)
         report.written += videos.written
         report.skipped += videos.skipped
@@ -303,7 +439,7 @@ def translate(
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) -> None:
     """Show what a model file holds: method, directions or domains, image size, parameters."""
@@ -334,7 +470,7 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
     out_console.print(table)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def demo(
     out: Path = typer.Option(Path("img2img-demo"), "--out", "-o", help="folder for the demo's data, run and results"),
@@ -345,6 +481,10 @@ def demo(
     from img2img.demo import run_demo
 
     result = run_demo(out, steps=steps, device=device, console=console)
+    if result.interrupted:
+        console.print(f"[yellow]demo interrupted after {result.steps_done} of {steps} training steps; nothing translated. "
+                      f"What there is: {result.run_dir}[/]", soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
     console.print(f"\n[bold green]done.[/] Look at:\n  {result.comparison}  (input | translation | ground truth)\n"
                   f"  {result.run_dir / 'samples'}  (previews during training)\n  {result.translated}  (translated images)\n"
                   f"Try: img2img translate {result.run_dir / 'model.pt'} {result.inputs} -o my-output/")
@@ -360,6 +500,16 @@ def _progress_factory(bar: Progress):
     return make
 
 
+def _kid_spread(result: dict) -> str:
+    """' ± std' over the KID subsets, or why there is none (a 0.0000 would read as a perfect agreement)."""
+    subsets, size = result.get("kid_subsets", 0), result.get("kid_subset_size", 0)
+    if subsets < 2:
+        return " (one subset: no spread; --kid-subsets N for one)"
+    if result.get("kid_std", 0.0) == 0.0:
+        return f" (no spread: each subset held the same {size} images, all of the smaller set)"
+    return f" ± {result['kid_std']:.4f}"
+
+
 def _fmt(key: str, value) -> str:
     if key == "psnr":
         return f"{value:.2f} dB"
@@ -368,7 +518,7 @@ def _fmt(key: str, value) -> str:
     return f"{value:.4f}"
 
 
-@app.command("eval")
+@app.command("eval", cls=Command)
 @user_errors
 def eval_(
     model: Optional[Path] = typer.Argument(None, help="model file (RUN/model.pt) to translate the test data with; leave out with --real/--fake"),
@@ -435,7 +585,7 @@ def eval_(
     labels = {"fid": "FID", "kid": "KID", "l1": "L1 (0-1 scale)", "psnr": "PSNR", "ssim": "SSIM"}
     for key, label in labels.items():
         if key in result:
-            value = _fmt(key, result[key]) + (f" ± {result['kid_std']:.4f}" if key == "kid" else "")
+            value = _fmt(key, result[key]) + (_kid_spread(result) if key == "kid" else "")
             table.add_row(label, value)
     info_line = result.get("data") or f"{result['real_images']} real ({real}) vs {result['fake_images']} generated ({fake})"
     out_console.print(table)
@@ -449,7 +599,7 @@ def eval_(
         console.print(f"scores written to {json_path}", soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def export(
     model: Path = typer.Argument(..., help="model file (RUN/model.pt)"),
@@ -471,6 +621,42 @@ def export(
                       f"({'ok' if ok else 'FAILED'}, tolerance {tolerance:g})", soft_wrap=True)
     if not ok:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command("import", cls=Command)
+@user_errors
+def import_(
+    files: list[Path] = typer.Argument(..., help="generator file(s) of the reference code: pix2pix latest_net_G.pth; "
+                                       "CycleGAN latest_net_G_A.pth [latest_net_G_B.pth] (A->B, then B->A); StarGAN 200000-G.ckpt"),
+    method: Literal["pix2pix", "cyclegan", "stargan"] = typer.Option(..., "--method", help="the method the file was trained with"),
+    output: Path = typer.Option(..., "--output", "-o", help="the img2img model file to write (e.g. model.pt)"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="the size it was trained at, for the record "
+                                             "(default: 256; unet_N: N; StarGAN: 128)"),
+    test_time_norm: Optional[Literal["running", "per_image"]] = typer.Option(
+        None, "--test-time-norm", help="BatchNorm at translate time: per_image (what the reference test script does "
+        "without --eval; pix2pix default) or running (its --eval)"),
+    dropout: Optional[bool] = typer.Option(None, "--dropout/--no-dropout", help="pix2pix U-Net: whether it was trained "
+                                           "with dropout (not in the weights; default: yes, as the reference trains); "
+                                           "pix2pix keeps it on at test time with fixed masks"),
+    domains: Optional[str] = typer.Option(None, "--domains", help="StarGAN: the names of its labels, comma-separated, in "
+                                          "training order (default: domain_0, domain_1, ...)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output file"),
+) -> None:
+    """Turn a generator trained with the reference pix2pix/CycleGAN or StarGAN code into an img2img model
+    file, for translate, video, export and eval."""
+    from img2img.reference_import import import_reference
+
+    if output.exists() and not overwrite:
+        raise UserError(f"{output} exists; choose another -o or add --overwrite")
+    if any(output.resolve() == f.resolve() for f in files if f.exists()):
+        raise UserError("-o must not be one of the input files")
+    names = [d.strip() for d in domains.split(",")] if domains else None
+    summary = import_reference(files, method, output, image_size=image_size, test_time_norm=test_time_norm, domains=names,
+                               dropout=dropout)
+    arch = summary["arch"]
+    extra = f", {arch['cond_channels']} labels" if arch.get("cond_channels") else ""
+    out_console.print(f"wrote {output}: {summary['method']}, {arch['name']}, ngf {arch['ngf']}, norm {arch['norm']}{extra}; "
+                      f"directions {', '.join(summary['directions'])}", soft_wrap=True)
 
 
 def main() -> None:

@@ -22,6 +22,16 @@ TINY_OVERRIDES = {"data.image_size": 32, "net.ngf": 8, "net.ndf": 8, "train.devi
                   "train.sample_every": 0, "train.log_every": 1}
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` need a GPU: skipped where torch sees none (bench/gpu.sh runs them on one)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run bench/gpu.sh on one)")
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def paired_dir(tmp_path_factory) -> Path:
     """Six 64x32 A|B side-by-side images."""

@@ -45,8 +45,8 @@ def test_train_writes_the_run_directory(trained, method):
     assert steps == [1, 2, 3, 4]  # --log-every 1
     assert records[0]["event"] == "start" and records[-1]["event"] == "done"
     assert all(isinstance(r["lr"], float) for r in records if "event" not in r)
-    grids = sorted((out / "samples").glob("*.png"))
-    assert [g.name for g in grids] == ["step_0000004.png"]
+    grids = sorted((out / "samples").glob("*.jpg"))
+    assert [g.name for g in grids] == ["step_0000004.jpg"]
     with Image.open(grids[0]) as grid:
         assert grid.width > 2 * 32 and grid.height >= 32  # columns of 32 px views
     config = json.loads((out / "config.json").read_text())

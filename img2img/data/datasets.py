@@ -8,8 +8,9 @@ continue exactly where the interrupted one stopped, with or without worker proce
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -20,6 +21,23 @@ from img2img.data.transforms import PairTransform
 from img2img.errors import UserError
 
 Key = tuple[int, int, int]
+
+
+@dataclass
+class CacheGroup:
+    """Images a dataset decodes together for the decoded-image cache (data/cache.py).
+
+    names: the batch entries one decode fills ('a', 'b' for a pair, 'a' or 'b' alone otherwise);
+    count: how many items; key_part: 0 if the key's i picks the item, 1 if its j does;
+    decode(index) -> one PIL image per name; path(index) -> the file, for warnings.
+    Groups are listed in the order the streaming path draws their augmentation.
+    """
+
+    names: tuple[str, ...]
+    count: int
+    key_part: int
+    decode: Callable[[int], tuple]
+    path: Callable[[int], Path]
 
 
 class StepBatchSampler(Sampler):
@@ -74,16 +92,28 @@ class _SeededDataset(Dataset):
     def load(self, i: int, j: int) -> dict:
         raise NotImplementedError
 
+    def cache_groups(self) -> list[CacheGroup]:
+        """How the decoded-image cache decodes this dataset (see CacheGroup)."""
+        raise NotImplementedError
+
+    def meta(self, i: int, j: int) -> dict:
+        """The non-image entries of item (i, j): paths, labels."""
+        raise NotImplementedError
+
     def __getitem__(self, key: Key | int) -> dict:
         """Load by key; a file that stopped decoding since the scan is replaced by the next one (deterministically)."""
         i, j, seed = key if isinstance(key, tuple) else (key, key, key)
+        warned = self.__dict__.setdefault("_warned", set())  # per process: each bad file is named once
         for attempt in range(len(self)):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 try:
                     return self.load((i + attempt) % len(self), (j + attempt) % max(self.n_b, 1) if self.n_b else (i + attempt) % len(self))
                 except UnreadableImage as exc:
-                    warn_unreadable(str(exc).split(": ")[0], "became unreadable during training; using the next image")
+                    path, _, reason = str(exc).partition(": ")
+                    if path not in warned:
+                        warned.add(path)
+                        warn_unreadable(path, f"{reason or 'unreadable'} (found during training; using the next image)")
         raise UserError("none of the training images can be read any more")
 
     def preview_keys(self, count: int) -> list[Key]:
@@ -96,18 +126,34 @@ class PairedABDataset(_SeededDataset):
     """One folder of side-by-side images: the left half is A, the right half is B."""
 
     def __init__(self, folder: str | Path, cfg: DataConfig):
-        self.a_files = list_usable_images(folder, "paired data folder")
+        files = list_usable_images(folder, "paired data folder")
+        narrow = [p for p in files if _too_narrow(p)]
+        for p in narrow:
+            warn_unreadable(p, "too narrow to split into A|B halves (under 2 pixels wide)")
+        self.a_files = [p for p in files if p not in narrow]
+        if not self.a_files:
+            raise UserError(f"paired data folder {folder}: none of its images can be split into A|B halves")
         self.transform = PairTransform(cfg)
         self.channels = cfg.channels
 
-    def load(self, i: int, j: int) -> dict:
+    def _halves(self, i: int):
         path = self.a_files[i]
         img = load_image(path, self.channels)
         w, h = img.size
         half = w // 2
-        a, b = img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
-        a, b = self.transform.pair(a, b)
-        return {"a": a, "b": b, "a_path": str(path), "b_path": str(path)}
+        if half < 1:  # the file changed since the scan
+            raise UnreadableImage(f"{path}: too narrow to split into A|B halves ({w} pixels wide)")
+        return img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
+
+    def load(self, i: int, j: int) -> dict:
+        a, b = self.transform.pair(*self._halves(i))
+        return {"a": a, "b": b, **self.meta(i, j)}
+
+    def cache_groups(self) -> list[CacheGroup]:
+        return [CacheGroup(("a", "b"), len(self.a_files), 0, self._halves, self.a_files.__getitem__)]
+
+    def meta(self, i: int, j: int) -> dict:
+        return {"a_path": str(self.a_files[i]), "b_path": str(self.a_files[i])}
 
 
 class PairedFoldersDataset(_SeededDataset):
@@ -138,11 +184,18 @@ class PairedFoldersDataset(_SeededDataset):
         self.transform = PairTransform(cfg)
         self.channels = cfg.channels
 
+    def _pair(self, i: int):
+        return load_image(self.a_files[i], self.channels), load_image(self.b_files[i], self.channels)
+
     def load(self, i: int, j: int) -> dict:
-        a = load_image(self.a_files[i], self.channels)
-        b = load_image(self.b_files[i], self.channels)
-        a, b = self.transform.pair(a, b)
-        return {"a": a, "b": b, "a_path": str(self.a_files[i]), "b_path": str(self.b_files[i])}
+        a, b = self.transform.pair(*self._pair(i))
+        return {"a": a, "b": b, **self.meta(i, j)}
+
+    def cache_groups(self) -> list[CacheGroup]:
+        return [CacheGroup(("a", "b"), len(self.a_files), 0, self._pair, self.a_files.__getitem__)]
+
+    def meta(self, i: int, j: int) -> dict:
+        return {"a_path": str(self.a_files[i]), "b_path": str(self.b_files[i])}
 
 
 class UnpairedDataset(_SeededDataset):
@@ -158,7 +211,21 @@ class UnpairedDataset(_SeededDataset):
     def load(self, i: int, j: int) -> dict:
         a = self.transform.single(load_image(self.a_files[i], self.channels))
         b = self.transform.single(load_image(self.b_files[j], self.channels))
-        return {"a": a, "b": b, "a_path": str(self.a_files[i]), "b_path": str(self.b_files[j])}
+        return {"a": a, "b": b, **self.meta(i, j)}
+
+    def cache_groups(self) -> list[CacheGroup]:
+        return [CacheGroup(("a",), len(self.a_files), 0, lambda i: (load_image(self.a_files[i], self.channels),), self.a_files.__getitem__),
+                CacheGroup(("b",), len(self.b_files), 1, lambda j: (load_image(self.b_files[j], self.channels),), self.b_files.__getitem__)]
+
+    def meta(self, i: int, j: int) -> dict:
+        return {"a_path": str(self.a_files[i]), "b_path": str(self.b_files[j])}
+
+
+def _too_narrow(path: Path) -> bool:
+    try:
+        return image_size(path)[0] < 2
+    except UnreadableImage:
+        return True
 
 
 def build_dataset(kind: str, cfg: DataConfig, method: str) -> _SeededDataset:

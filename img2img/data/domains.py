@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from img2img.config import DataConfig
-from img2img.data.datasets import _SeededDataset
+from img2img.data.datasets import CacheGroup, _SeededDataset
 from img2img.data.io import list_usable_images, load_image, usable_images
 from img2img.data.transforms import PairTransform
 from img2img.errors import UserError
@@ -118,7 +118,13 @@ class _LabelledDataset(_SeededDataset):
 
     def load(self, i: int, j: int) -> dict:
         img = self.transform.single(load_image(self.a_files[i], self.channels))
-        return {"a": img, "label": self.labels[i].clone(), "a_path": str(self.a_files[i])}
+        return {"a": img, **self.meta(i, j)}
+
+    def cache_groups(self) -> list[CacheGroup]:
+        return [CacheGroup(("a",), len(self.a_files), 0, lambda i: (load_image(self.a_files[i], self.channels),), self.a_files.__getitem__)]
+
+    def meta(self, i: int, j: int) -> dict:
+        return {"label": self.labels[i].clone(), "a_path": str(self.a_files[i])}
 
 
 class DomainFolderDataset(_LabelledDataset):

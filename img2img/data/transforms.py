@@ -2,6 +2,12 @@
 
 torchvision.transforms.v2 draws one set of random parameters per call and applies it to every
 tv_tensors.Image passed in that call, which is exactly the joint augmentation a pair needs.
+
+The same augmentation also exists split in two, for the decoded-image cache (data/cache.py):
+``resize`` runs once per image when it is decoded, and ``draw``/``finish`` crop, flip and
+normalise a batch later, on the training device. ``draw`` makes the random draws of the v2
+pipeline in the same order (RandomCrop: top then left, each only when there is room to move;
+RandomHorizontalFlip: one uniform number), so both paths give bit-identical batches for a key.
 """
 
 from __future__ import annotations
@@ -30,15 +36,17 @@ def center_crop_steps(side: int) -> list:
 
 class PairTransform:
     def __init__(self, cfg: DataConfig):
-        load = cfg.resolved_load_size
-        steps = [
+        self.load_size, self.crop_size, self.flip, self.channels = cfg.resolved_load_size, cfg.image_size, cfg.flip, cfg.channels
+        # The deterministic first stage: the optional centre crop, then a resize, bicubic as the reference
+        # (transforms.Resize(..., Image.BICUBIC)); antialiased when shrinking.
+        self.resize = v2.Compose([
             *center_crop_steps(cfg.center_crop),
-            # Bicubic as the reference (transforms.Resize(..., Image.BICUBIC)); antialiased when shrinking.
-            v2.Resize((load, load), interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
-            v2.RandomCrop(cfg.image_size),
-        ]
+            v2.Resize((self.load_size, self.load_size), interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+        ])
+        self._flip_p = 0.5
+        steps = [self.resize, v2.RandomCrop(cfg.image_size)]
         if cfg.flip:
-            steps.append(v2.RandomHorizontalFlip())
+            steps.append(v2.RandomHorizontalFlip(self._flip_p))
         steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * cfg.channels, [0.5] * cfg.channels)]
         self.augment = v2.Compose(steps)
 
@@ -52,3 +60,27 @@ class PairTransform:
 
     def single(self, img: Image.Image) -> torch.Tensor:
         return self.augment(self._image(img)).as_subclass(torch.Tensor)
+
+    # ----- the split pipeline of the decoded-image cache
+    def resized(self, img: Image.Image) -> torch.Tensor:
+        """uint8 (C, load, load): the deterministic first stage, done once per image."""
+        return self.resize(self._image(img)).as_subclass(torch.Tensor)
+
+    def draw(self, generator: torch.Generator) -> tuple[int, int, bool]:
+        """(top, left, flip) for one call of the v2 pipeline seeded like ``generator``."""
+        room = self.load_size - self.crop_size
+        top = int(torch.randint(0, room + 1, size=(), generator=generator)) if room > 0 else 0
+        left = int(torch.randint(0, room + 1, size=(), generator=generator)) if room > 0 else 0
+        flip = self.flip and not bool(torch.rand(1, generator=generator) >= self._flip_p)
+        return top, left, flip
+
+    def finish(self, images: torch.Tensor, params: list[tuple[int, int, bool]]) -> torch.Tensor:
+        """Crop, flip and normalise a stack of resized uint8 images (N, C, load, load) on their device."""
+        s = self.crop_size
+        crops = []
+        for n, (top, left, flip) in enumerate(params):
+            crop = images[n, :, top:top + s, left:left + s]
+            crops.append(crop.flip(-1) if flip else crop)
+        batch = torch.stack(crops).to(torch.float32).mul_(1.0 / 255)  # as v2.ToDtype(scale=True)
+        half = torch.full((self.channels, 1, 1), 0.5, device=batch.device)
+        return batch.sub_(half).div_(half)  # as v2.Normalize(0.5, 0.5)

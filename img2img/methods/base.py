@@ -115,6 +115,10 @@ class Method:
     def sample(self, batch: dict) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def sample_titles(self, count: int) -> list[str]:
+        """Column titles of the preview grid, one per view sample() returns."""
+        return ["input", "output"][:count] + [f"view {k + 1}" for k in range(2, count)]
+
     def nets(self) -> dict[str, nn.Module]:
         raise NotImplementedError
 

@@ -85,6 +85,9 @@ class CycleGAN(Method):
         fake_b, fake_a = g_ab(a), g_ba(b)
         return [a, fake_b, g_ba(fake_b), b, fake_a, g_ab(fake_a)]
 
+    def sample_titles(self, count):
+        return ["A", "A to B", "back to A", "B", "B to A", "back to B"]
+
     def nets(self):
         return {"G_AB": self.G_AB, "G_BA": self.G_BA, "D_A": self.D_A, "D_B": self.D_B}
 

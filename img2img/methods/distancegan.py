@@ -239,6 +239,9 @@ class DistanceGAN(Method):
         g_ba = self.inference_copy(self.G_BA)
         return [a, fake_b, b, g_ba(b)]
 
+    def sample_titles(self, count):
+        return ["A", "A to B", "B", "B to A"][:count]
+
     def nets(self):
         nets = {"G_AB": self.G_AB, "D_B": self.D_B}
         if self.two_way:

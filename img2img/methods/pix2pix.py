@@ -81,6 +81,9 @@ class Pix2Pix(Method):
         x, y = self._source_target(batch)
         return [x, self.inference_copy(self.G)(x), y]
 
+    def sample_titles(self, count):
+        return ["input", "output", "target"]
+
     def test_dropout_seed(self) -> int | None:
         return self.cfg.train.seed if self.cfg.loss.test_dropout and self.cfg.net.dropout else None
 

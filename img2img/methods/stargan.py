@@ -171,6 +171,10 @@ class StarGAN(Method):
         g = self.inference_copy(self.G)
         return [x] + [g(x, c) for c in self.target_labels(batch["label"])]
 
+    def sample_titles(self, count):
+        names = list(self.domains) if not self.multi_label else [f"flip {d}" for d in self.domains]
+        return ["input"] + (names if len(names) == count - 1 else [f"target {k + 1}" for k in range(count - 1)])
+
     def nets(self):
         return {"G": self.G, "D": self.D}
 

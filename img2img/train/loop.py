@@ -3,6 +3,11 @@
 It owns the device and precision, the data stream, learning-rate schedules, logging, sample grids,
 checkpoints and resume, the progress bar, and clean stops on Ctrl-C / SIGTERM. What a training
 step does is the method's business (methods/).
+
+`train()` is the public entry point; `Trainer` holds the parts, named as the steps they are:
+set up, resume, one step, log, save, evaluate. Nothing in a step waits for the device: losses are
+read as numbers only when they are logged, and under data parallelism the ranks agree on stopping
+every STOP_CHECK_EVERY steps instead of every step.
 """
 
 from __future__ import annotations
@@ -14,19 +19,20 @@ import signal
 import threading
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
 from torch.utils.data import DataLoader, default_collate
-from torchvision.utils import save_image
 
 from img2img import config as config_mod
 from img2img.config import RunConfig
+from img2img.data.cache import CachedBatches, cache_bytes, cache_fits
 from img2img.data.datasets import StepBatchSampler, build_dataset
 from img2img.device import amp_dtype, compile_in_place, resolve_device, resolve_precision
 from img2img.errors import UserError
@@ -35,12 +41,20 @@ from img2img.methods.base import generator_arch
 from img2img.modelfile import save_model
 from img2img.nets import generator_gflop
 from img2img.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
-from img2img.train.distributed import DistInfo, any_rank, average_gradients_before_step, broadcast_parameters, init_distributed
+from img2img.train.distributed import any_rank, average_gradients_before_step, broadcast_parameters, init_distributed
 from img2img.train.ema import GeneratorEMA
 from img2img.train.evaluator import FIDEvaluator, build_evaluator
+from img2img.train.preview import save_preview
+from img2img.train.rundir import (CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, MODEL_FILE, SAMPLES_DIR, check_new_run_dir,
+                                  remove_stale_temporaries, run_lock, write_config)
 from img2img.train.schedule import lr_factor
+from img2img.train.timing import WAYS_OUT, ElapsedSchedule, EtaColumn, StepTimer, projection_message
 
-MODEL_FILE, CHECKPOINT_FILE, LOG_FILE, SAMPLES_DIR, CONFIG_FILE = "model.pt", "checkpoint.pt", "log.jsonl", "samples", "config.json"
+__all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "LOG_FILE", "MODEL_FILE", "SAMPLES_DIR", "TrainResult", "Trainer",
+           "resume_config", "train"]
+
+STOP_CHECK_EVERY = 10  # steps between the ranks' agreement on a stop request (an all-reduce that waits for the device)
+LOG_AT_LEAST_EVERY_S = 60.0  # slow steps: log losses at least this often, whatever log_every says
 
 
 @dataclass
@@ -50,19 +64,26 @@ class TrainResult:
     total_steps: int
     interrupted: bool
     seconds: float
+    saved_step: int | None = None  # the step checkpoint.pt holds at the end (None: no checkpoint)
 
 
 class StopFlag:
-    """Ctrl-C or SIGTERM asks the loop to stop after the current step; a second Ctrl-C stops at once."""
+    """Ctrl-C or SIGTERM asks the loop to stop after the current step; a second Ctrl-C stops at once.
 
-    def __init__(self) -> None:
+    The first request is acknowledged at once through on_request (the step and the save may take a while).
+    """
+
+    def __init__(self, on_request: Callable[[str], None] | None = None) -> None:
         self.requested = False
         self.signal_name = ""
+        self.on_request = on_request
 
     def _handler(self, signum, frame) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested, self.signal_name = True, signal.Signals(signum).name
+        if self.on_request is not None:
+            self.on_request(self.signal_name)
 
     @contextmanager
     def installed(self) -> Iterator["StopFlag"]:
@@ -82,7 +103,7 @@ def resume_config(out_dir: str | Path, overrides: dict) -> RunConfig:
     ckpt_cfg = load_checkpoint(Path(out_dir) / CHECKPOINT_FILE)["config"]
     cfg = config_mod.from_dict(ckpt_cfg, get_method(ckpt_cfg["method"]))
     changeable = {"train.steps", "train.epochs", "train.device", "train.workers", "train.sample_every",
-                  "train.save_every", "train.log_every",
+                  "train.save_every", "train.log_every", "train.sample_minutes", "train.save_minutes",
                   "train.eval_every", "train.eval_a", "train.eval_b", "train.eval_data", "train.eval_max", "train.eval_inception"}
     for key, value in overrides.items():
         current = config_mod.flatten({s: ckpt_cfg[s] for s in config_mod.SECTIONS}).get(key)
@@ -98,12 +119,6 @@ def generator_step_gflop(cfg: RunConfig, world: int = 1) -> float:
     return generator_gflop(generator_arch(cfg), cfg.data.image_size) * max(1, cfg.train.batch_size // world)
 
 
-def _preview_grid(columns: list[torch.Tensor], path: Path) -> None:
-    """Rows are images, columns are the method's views (input, output, target/reconstruction...)."""
-    rows = torch.stack([torch.stack([c[i].float().cpu() for c in columns]) for i in range(columns[0].shape[0])])
-    save_image(rows.flatten(0, 1), path, nrow=len(columns), normalize=True, value_range=(-1, 1), padding=2)
-
-
 def _to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
     def move(v):
         v = v.to(device, non_blocking=True)
@@ -112,176 +127,317 @@ def _to_device(batch: dict, device: torch.device, channels_last: bool = False) -
     return {k: move(v) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def _disk_error(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+class Trainer:
+    """One training invocation: set up, resume, then steps with logging, previews, saves and evaluation."""
+
+    def __init__(self, cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_after: int = 0,
+                 progress: bool = True, console: Console | None = None, evaluator: FIDEvaluator | None = None):
+        if stop_after < 0:
+            raise UserError(f"--stop-after must be 0 (train to the end) or a positive number of steps, got {stop_after}")
+        self.cfg, self.out, self.resume, self.stop_after = cfg, Path(out_dir), resume, stop_after
+        self.console = console or Console(stderr=True)
+        self.show_progress = progress
+        self.evaluator = evaluator
+        self.ckpt_path = self.out / CHECKPOINT_FILE
+        self.saved_step: int | None = None
+        if not resume:
+            check_new_run_dir(self.out)
+
+    # ----- set up
+    def setup(self) -> None:
+        cfg = self.cfg
+        device = resolve_device(cfg.train.device)
+        self.dist = init_distributed(device.type)
+        if self.dist.enabled and device.type == "cuda":
+            device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.device, self.main = device, self.dist.is_main
+        self.precision = resolve_precision(cfg.train.precision, device, step_gflop=generator_step_gflop(cfg, self.dist.world))
+        method_cls = get_method(cfg.method)
+        self.dataset = build_dataset(method_cls.dataset_kind, cfg.data, cfg.method)
+        self.n_b = getattr(self.dataset, "n_b", 0)
+
+        torch.manual_seed(cfg.train.seed)
+        self.method = method_cls(cfg, device, amp_dtype(self.precision))
+        probe = StepBatchSampler(len(self.dataset), cfg.train.batch_size, cfg.train.seed, 0, self.n_b, world=self.dist.world)
+        self.steps_per_epoch = probe.steps_per_epoch
+        self.total = cfg.train.steps or cfg.train.epochs * probe.steps_per_epoch
+        if self.total <= 0:
+            raise UserError("nothing to train: give --steps N or --epochs N")
+        if self.dist.enabled:  # before the schedulers, which wrap optimizer.step themselves
+            for opt in self.method.optimizers().values():
+                average_gradients_before_step(opt, self.dist.world)
+        self.factor = lr_factor(cfg.train.lr_policy, self.total, cfg.train.decay_start)
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, self.factor) for k, opt in self.method.optimizers().items()}
+        if cfg.train.channels_last:
+            for net in self.method.nets().values():
+                net.to(memory_format=torch.channels_last)
+        self.ema = GeneratorEMA(self._generators(), cfg.train.ema) if cfg.train.ema else None
+
+    def _generators(self) -> dict:
+        return {name: net for name, (_, net) in self.method.exported()[0].items()}
+
+    # ----- resume
+    def restore(self) -> int:
+        """Load the checkpoint (resume) or prepare the method's statistics (new run); the step to start at."""
+        start = 0
+        if self.resume:
+            ckpt = load_checkpoint(self.ckpt_path)
+            self.method.load_state_dict(ckpt["method"])
+            if self.ema is not None:
+                self.ema.load_state_dict(ckpt["ema"])
+            if self.method.scaler is not None and "scaler" in ckpt:
+                self.method.scaler.load_state_dict(ckpt["scaler"])
+            for k, sched in self.schedulers.items():
+                sched.load_state_dict(ckpt["schedulers"][k])
+                sched.lr_lambdas = [self.factor]  # the schedule follows the (possibly extended) total
+                for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
+                    group["lr"] = base * self.factor(ckpt["step"])
+            set_rng_state(ckpt["rng"])
+            start = self.saved_step = ckpt["step"]
+        else:
+            self.method.prepare(self.dataset)
+        if self.dist.enabled:
+            broadcast_parameters(self.method.nets())
+            if not self.resume:  # different dropout / pool draws per replica, like independent workers
+                torch.manual_seed(self.cfg.train.seed + 1_000 * self.dist.rank)
+        if self.cfg.train.compile:
+            compile_in_place(self.method.nets().values())
+        return start
+
+    def batches(self, start: int) -> tuple[Iterator[dict], str]:
+        """The data stream from `start` on, and a few words on how it is fed.
+
+        workers -1 (auto): the decoded-image cache when it fits in half the available memory, else
+        decoding worker processes (none on a CPU, where they would take cores from the step).
+        workers >= 0: the streaming DataLoader with that many workers, as asked.
+        """
+        t, ds = self.cfg.train, self.dataset
+        sampler = StepBatchSampler(len(ds), t.batch_size, t.seed, start, self.n_b, rank=self.dist.rank, world=self.dist.world)
+        if t.workers < 0 and cache_fits(ds):
+            # Decoding ahead in threads pays where the step runs elsewhere (a GPU); on a CPU those threads would take
+            # cores from the step (measured: 0.96 -> 1.47 s/step for a 30-step run), so images are decoded when first needed.
+            self.cached = CachedBatches(ds, sampler, self.device, t.channels_last, prefetch=self.device.type != "cpu")
+            size = cache_bytes(ds)
+            shown = f"{size / 2**20:,.0f} MiB" if size >= 2**20 else f"{size / 2**10:,.0f} kiB"
+            return iter(self.cached), f"images decoded once into a {shown} cache"
+        workers = t.workers if t.workers >= 0 else (0 if self.device.type == "cpu" else min(8, os.cpu_count() or 1))
+        loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, pin_memory=self.device.type == "cuda",
+                            persistent_workers=workers > 0, generator=torch.Generator().manual_seed(t.seed))
+        stream = (_to_device(b, self.device, t.channels_last) for b in loader)
+        return stream, f"images decoded every step by {workers or 'no'} worker process{'es' if workers != 1 else ''}"
+
+    # ----- one step
+    def train_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        losses = self.method.train_step(batch, step)
+        if self.method.scaler is not None:
+            self.method.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self._generators())
+        with warnings.catch_warnings():
+            # A method may leave an optimizer out of some steps (StarGAN's n_critic); the schedule still
+            # follows the loop's step count, so torch's "scheduler before optimizer" warning does not apply.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`")
+            for sched in self.schedulers.values():
+                sched.step()
+        return losses
+
+    # ----- log
+    def log_event(self, event: str, step: int, **fields) -> None:
+        self.log.write(json.dumps({"event": event, "step": step, **fields, "time": time.time()}) + "\n")
+        self.log.flush()
+
+    def log_losses(self, step: int, losses: dict[str, torch.Tensor], rate: float) -> dict[str, float]:
+        values = {k: float(v) for k, v in losses.items()}  # the one place a step's results are waited for
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            kept = (f"{self.ckpt_path} still holds step {self.saved_step}" if self.saved_step is not None
+                    else "no checkpoint was saved yet")
+            raise UserError(f"loss {', '.join(bad)} became {values[bad[0]]} at step {step}; stopped without saving ({kept}); "
+                            f"try a lower --lr or --precision fp32")
+        lr = next(iter(self.method.optimizers().values())).param_groups[0]["lr"]
+        self.log.write(json.dumps({"step": step, "epoch": step / self.steps_per_epoch, "lr": lr, "it_s": round(rate, 3),
+                                   **{k: round(v, 6) for k, v in values.items()}, "time": time.time()}) + "\n")
+        self.log.flush()
+        return values
+
+    # ----- save
+    def write_model(self, path: Path, step: int) -> None:
+        gens, directions = self.method.exported()
+        if self.ema is not None:  # ship the averaged weights
+            gens = {name: (arch, self.ema.module(name)) for name, (arch, _) in gens.items()}
+        save_model(path, method=self.cfg.method, generators=gens, directions=directions, config=self.cfg.to_dict(),
+                   step=step, test_time_norm=self.method.test_time_norm, domains=getattr(self.method, "domains", None),
+                   extras=self.method.model_extras())
+
+    def save(self, step: int) -> None:
+        """checkpoint.pt, then model.pt, each replaced atomically; a failed write leaves the previous files whole."""
+        extra = {"ema": self.ema.state_dict()} if self.ema is not None else {}
+        if self.method.scaler is not None:
+            extra["scaler"] = self.method.scaler.state_dict()
+        try:
+            save_checkpoint(self.ckpt_path, config=self.cfg.to_dict(), step=step, method_state=self.method.state_dict(),
+                            schedulers={k: s.state_dict() for k, s in self.schedulers.items()}, extra=extra)
+        except OSError as exc:
+            kept = (f"{self.ckpt_path} still holds step {self.saved_step}" if self.saved_step is not None
+                    else "no checkpoint has been saved")
+            raise UserError(f"cannot save the checkpoint at step {step} ({_disk_error(exc)}); {kept}. "
+                            f"Free some space and continue with --resume") from None
+        self.saved_step = step
+        self.log_event("saved", step)
+        try:
+            self.write_model(self.out / MODEL_FILE, step)
+        except OSError as exc:
+            raise UserError(f"cannot write {self.out / MODEL_FILE} at step {step} ({_disk_error(exc)}); "
+                            f"{self.ckpt_path} holds step {step}: free some space and continue with --resume") from None
+
+    def write_preview(self, step: int) -> None:
+        """A labelled grid of the method's views on fixed inputs; a preview that cannot be written is only a warning."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            columns = self.method.sample(self.preview)
+        titles = self.method.sample_titles(len(columns))
+        try:
+            save_preview(columns, titles, self.out / SAMPLES_DIR / f"step_{step:07d}.jpg")
+        except OSError as exc:
+            self.console.print(f"[yellow]warning:[/] could not write the preview of step {step}: {_disk_error(exc)}")
+
+    # ----- evaluate
+    def evaluate(self, step: int) -> None:
+        scores = self.evaluator(step, lambda path: self.write_model(path, step))
+        self.log_event("eval", step, **scores)
+
+    # ----- the run
+    def run(self) -> TrainResult:
+        with ExitStack() as stack:
+            self.setup()
+            start = self.restore()
+            if start >= self.total:
+                self.console.print(f"[yellow]{self.out} has already trained {start} of {self.total} steps; nothing to do[/]")
+                return TrainResult(self.out, start, self.total, False, 0.0, self.saved_step)
+            self.evaluator = self.evaluator or build_evaluator(self.cfg, self.out, self.device)  # before any file is written
+            if self.main:
+                try:
+                    self.out.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise UserError(f"cannot create the run directory {self.out}: {exc.strerror or exc}") from None
+                stack.enter_context(run_lock(self.out))
+                if not self.resume:
+                    check_new_run_dir(self.out)  # again, now that no other training can be writing here
+                for stale in remove_stale_temporaries(self.out):
+                    self.console.print(f"[dim]removed {stale.name}, left by a save that was cut short[/]")
+                write_config(self.out, self.cfg.to_dict())
+                try:
+                    (self.out / SAMPLES_DIR).mkdir(exist_ok=True)
+                except OSError as exc:
+                    raise UserError(f"cannot create {self.out / SAMPLES_DIR}: {exc.strerror or exc}") from None
+            return self._loop(start, stack)
+
+    def _loop(self, start: int, stack: ExitStack) -> TrainResult:
+        cfg, t, main, console = self.cfg, self.cfg.train, self.main, self.console
+        end = min(self.total, start + self.stop_after) if self.stop_after else self.total
+        data, feeding = self.batches(start)
+        stack.callback(lambda: getattr(self, "cached", None) and self.cached.close())
+        self.preview = _to_device(default_collate([self.dataset[k] for k in self.dataset.preview_keys(4)]),
+                                  self.device, t.channels_last)
+        self.log = stack.enter_context(open(self.out / LOG_FILE if main else os.devnull, "a", encoding="utf-8"))
+        show = self.show_progress and main
+
+        def acknowledge(signal_name: str) -> None:
+            if main:
+                console.print(f"[yellow]{'Ctrl-C' if signal_name == 'SIGINT' else signal_name}: stopping after this step; "
+                              f"saving... (press Ctrl-C again to stop at once without saving)[/]")
+
+        stop = StopFlag(acknowledge)
+        timer = StepTimer(start)
+        saves = ElapsedSchedule(t.save_minutes * 60, first_s=120)
+        previews = ElapsedSchedule(t.sample_minutes * 60, first_s=60)
+        # The losses come last: on a narrow terminal they are what gets cut, never the ETA.
+        fixed = lambda: Column(no_wrap=True)  # noqa: E731
+        columns = [TextColumn(f"[bold]{cfg.method}[/]", table_column=fixed()), BarColumn(bar_width=20, table_column=fixed()),
+                   MofNCompleteColumn(table_column=fixed()), TimeElapsedColumn(table_column=fixed()), EtaColumn(table_column=fixed()),
+                   TextColumn("{task.fields[info]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=0))]
+        bar = stack.enter_context(Progress(*columns, console=console, disable=not show, expand=True))
+        stack.enter_context(stop.installed())
+        task = bar.add_task("train", total=self.total, completed=start, info="", eta=None)
+        if show:
+            console.print(f"[dim]device {self.device}, precision {self.precision}; {feeding}[/]")
+        self.log_event("resume" if self.resume else "start", start, total_steps=self.total, device=str(self.device),
+                       precision=self.precision)
+        step, interrupted, projected = start, False, False
+        window_start, window_steps, last_log = time.perf_counter(), 0, time.perf_counter()
+        try:
+            while step < end:
+                losses = self.train_step(next(data), step)
+                step += 1
+                window_steps += 1
+                timer.tick(step)
+                bar.update(task, advance=1, eta=timer.eta(step, self.total))
+                if self.dist.enabled:
+                    if step % STOP_CHECK_EVERY == 0 or step == end:
+                        stop.requested = any_rank(stop.requested, self.dist, self.device)
+                boundary = step == end
+                saving = boundary or bool(t.save_every and step % t.save_every == 0) or (main and saves.due())
+                now = time.perf_counter()
+                if (step % t.log_every == 0 or step == start + 1 or now - last_log >= LOG_AT_LEAST_EVERY_S
+                        or saving or boundary or stop.requested):
+                    rate = window_steps / max(now - window_start, 1e-9)
+                    values = self.log_losses(step, losses, rate)
+                    window_start, window_steps, last_log = now, 0, now
+                    speed = f"{rate:.2f} it/s" if rate >= 0.5 else f"{1 / rate:.1f} s/it"
+                    bar.update(task, info=speed + " " + " ".join(f"{k} {v:.3f}" for k, v in values.items()))
+                if main and not projected and timer.projection_due(step):
+                    projected = True
+                    self._announce_projection(timer.seconds_per_step(step), step, show)
+                if main and (boundary or bool(t.sample_every and step % t.sample_every == 0) or previews.due()):
+                    self.write_preview(step)
+                    previews.done()
+                if main and saving:
+                    self.save(step)
+                    saves.done()
+                if main and self.evaluator is not None and self.evaluator.due(step, end):
+                    self.evaluate(step)
+                if stop.requested:
+                    interrupted = True
+                    break
+            if interrupted and main:
+                self.write_preview(step)
+                self.save(step)
+                self.log_event("interrupted", step, signal=stop.signal_name)
+            else:
+                self.log_event("stop" if step < self.total else "done", step)
+        except KeyboardInterrupt:  # the second Ctrl-C: out at once, saying what is on disk
+            kept = (f"{self.ckpt_path} holds step {self.saved_step}" if self.saved_step is not None
+                    else "no checkpoint was saved")
+            lost = step - (self.saved_step or 0)
+            if main:
+                console.print(f"[red]stopped at once at step {step}: not saved: {lost} step{'s' if lost != 1 else ''} since the last "
+                              f"save; {kept}[/]", soft_wrap=True)
+                self.log_event("killed", step, saved_step=self.saved_step)
+            return TrainResult(self.out, step, self.total, True, time.perf_counter() - timer.began, self.saved_step)
+        return TrainResult(self.out, step, self.total, interrupted, time.perf_counter() - timer.began, self.saved_step)
+
+    def _announce_projection(self, sec_per_step: float, step: int, show: bool) -> None:
+        line, long = projection_message(sec_per_step, self.total - step, self.total, str(self.device), self.precision)
+        self.log_event("projection", step, seconds_per_step=round(sec_per_step, 4),
+                       projected_s=round(sec_per_step * (self.total - step), 1))
+        if show or long:
+            self.console.print(line, soft_wrap=True)
+        if long:
+            self.console.print(f"[yellow]{WAYS_OUT}[/]", soft_wrap=True)
+
+
 def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_after: int = 0,
           progress: bool = True, console: Console | None = None, evaluator: FIDEvaluator | None = None) -> TrainResult:
     """Train (or continue) a run in out_dir. stop_after > 0 ends this invocation after that many steps.
 
     evaluator: scores held-out data every train.eval_every steps (default: built from train.eval_*).
     """
-    console = console or Console(stderr=True)
-    out = Path(out_dir)
-    ckpt_path = out / CHECKPOINT_FILE
-    if not resume and ckpt_path.exists():
-        raise UserError(f"{out} already holds a run; continue it with --resume or choose another --out")
+    return Trainer(cfg, out_dir, resume=resume, stop_after=stop_after, progress=progress, console=console,
+                   evaluator=evaluator).run()
 
-    device = resolve_device(cfg.train.device)
-    dist_info = init_distributed(device.type)
-    if dist_info.enabled and device.type == "cuda":
-        device = torch.device("cuda", dist_info.local_rank)
-        torch.cuda.set_device(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    precision = resolve_precision(cfg.train.precision, device, step_gflop=generator_step_gflop(cfg, dist_info.world))
-    method_cls = get_method(cfg.method)
-    dataset = build_dataset(method_cls.dataset_kind, cfg.data, cfg.method)
-    n_b = getattr(dataset, "n_b", 0)
-
-    torch.manual_seed(cfg.train.seed)
-    method = method_cls(cfg, device, amp_dtype(precision))
-    sampler_probe = StepBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, 0, n_b, world=dist_info.world)
-    total = cfg.train.steps or cfg.train.epochs * sampler_probe.steps_per_epoch
-    if total <= 0:
-        raise UserError("nothing to train: give --steps N or --epochs N")
-    if dist_info.enabled:  # before the schedulers, which wrap optimizer.step themselves
-        for opt in method.optimizers().values():
-            average_gradients_before_step(opt, dist_info.world)
-    factor = lr_factor(cfg.train.lr_policy, total, cfg.train.decay_start)
-    schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in method.optimizers().items()}
-
-    if cfg.train.channels_last:
-        for net in method.nets().values():
-            net.to(memory_format=torch.channels_last)
-    ema = GeneratorEMA({name: net for name, (_, net) in method.exported()[0].items()}, cfg.train.ema) if cfg.train.ema else None
-
-    start = 0
-    if resume:
-        ckpt = load_checkpoint(ckpt_path)
-        method.load_state_dict(ckpt["method"])
-        if ema is not None:
-            ema.load_state_dict(ckpt["ema"])
-        if method.scaler is not None and "scaler" in ckpt:
-            method.scaler.load_state_dict(ckpt["scaler"])
-        for k, sched in schedulers.items():
-            sched.load_state_dict(ckpt["schedulers"][k])
-            sched.lr_lambdas = [factor]  # the schedule follows the (possibly extended) total
-            for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
-                group["lr"] = base * factor(ckpt["step"])
-        set_rng_state(ckpt["rng"])
-        start = ckpt["step"]
-    else:
-        method.prepare(dataset)
-    if dist_info.enabled:
-        broadcast_parameters(method.nets())
-        if not resume:  # different dropout / pool draws per replica, like independent workers
-            torch.manual_seed(cfg.train.seed + 1_000 * dist_info.rank)
-    if cfg.train.compile:
-        compile_in_place(method.nets().values())
-    if start >= total:
-        console.print(f"[yellow]{out} has already trained {start} of {total} steps; nothing to do[/]")
-        return TrainResult(out, start, total, False, 0.0)
-    end = min(total, start + stop_after) if stop_after else total
-    evaluator = evaluator or build_evaluator(cfg, out, device)  # before any file is written: a bad eval setting fails cleanly
-    main = dist_info.is_main
-    if main:
-        try:
-            (out / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create the run directory {out}: {exc.strerror or exc}") from None
-        (out / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
-
-    workers = cfg.train.workers if cfg.train.workers >= 0 else (0 if device.type == "cpu" else min(8, torch.get_num_threads()))
-    loader = DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, start, n_b,
-                                                                rank=dist_info.rank, world=dist_info.world),
-                        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                        generator=torch.Generator().manual_seed(cfg.train.seed))
-    preview = _to_device(default_collate([dataset[k] for k in dataset.preview_keys(4)]), device, cfg.train.channels_last)
-    t = cfg.train
-
-    def write_model(path: Path, step: int) -> None:
-        gens, directions = method.exported()
-        if ema is not None:  # ship the averaged weights
-            gens = {name: (arch, ema.module(name)) for name, (arch, _) in gens.items()}
-        save_model(path, method=cfg.method, generators=gens, directions=directions, config=cfg.to_dict(),
-                   step=step, test_time_norm=method.test_time_norm, domains=getattr(method, "domains", None),
-                   extras=method.model_extras())
-
-    def save(step: int) -> None:
-        extra = {"ema": ema.state_dict()} if ema is not None else {}
-        if method.scaler is not None:
-            extra["scaler"] = method.scaler.state_dict()
-        save_checkpoint(ckpt_path, config=cfg.to_dict(), step=step, method_state=method.state_dict(),
-                        schedulers={k: s.state_dict() for k, s in schedulers.items()}, extra=extra)
-        write_model(out / MODEL_FILE, step)
-
-    def write_samples(step: int) -> None:
-        _preview_grid(method.sample(preview), out / SAMPLES_DIR / f"step_{step:07d}.png")
-
-    stop = StopFlag()
-    began = time.perf_counter()
-    step = start
-    interrupted = False
-    last_losses: dict[str, float] = {}
-    window_start, window_steps = time.perf_counter(), 0
-    columns = [TextColumn(f"[bold]{cfg.method}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    # Only rank 0 logs, previews, saves and shows progress; the other replicas just train.
-    with stop.installed(), open(out / LOG_FILE if main else os.devnull, "a", encoding="utf-8") as log, \
-            Progress(*columns, console=console, disable=not (progress and main)) as bar:
-        task = bar.add_task("train", total=total, completed=start, info="")
-        if progress and main:
-            console.print(f"[dim]device {device}, precision {precision}[/]")
-        log.write(json.dumps({"event": "resume" if resume else "start", "step": start, "total_steps": total,
-                              "device": str(device), "precision": precision, "time": time.time()}) + "\n")
-        data_iter = iter(loader)
-        while step < end:
-            batch = _to_device(next(data_iter), device, cfg.train.channels_last)
-            losses = method.train_step(batch, step)
-            if method.scaler is not None:
-                method.scaler.update()
-            if ema is not None:
-                ema.update({name: net for name, (_, net) in method.exported()[0].items()})
-            with warnings.catch_warnings():
-                # A method may leave an optimizer out of some steps (StarGAN's n_critic); the schedule still
-                # follows the loop's step count, so torch's "scheduler before optimizer" warning does not apply.
-                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`")
-                for sched in schedulers.values():
-                    sched.step()
-            step += 1
-            window_steps += 1
-            bar.advance(task)
-            stop.requested = any_rank(stop.requested, dist_info, device)
-            boundary = step == end
-            saving = boundary or (t.save_every and step % t.save_every == 0)
-            if step % t.log_every == 0 or saving or boundary or stop.requested:
-                last_losses = {k: float(v) for k, v in losses.items()}
-                bad = [k for k, v in last_losses.items() if not math.isfinite(v)]
-                if bad:
-                    raise UserError(f"loss {', '.join(bad)} became {last_losses[bad[0]]} at step {step}; stopped without saving, "
-                                    f"so {ckpt_path} still holds the last good state (try a lower --lr or --precision fp32)")
-                now = time.perf_counter()
-                rate = window_steps / max(now - window_start, 1e-9)
-                window_start, window_steps = now, 0
-                lr = next(iter(method.optimizers().values())).param_groups[0]["lr"]
-                log.write(json.dumps({"step": step, "epoch": step / sampler_probe.steps_per_epoch, "lr": lr,
-                                      "it_s": round(rate, 3), **{k: round(v, 6) for k, v in last_losses.items()},
-                                      "time": time.time()}) + "\n")
-                log.flush()
-                bar.update(task, info=f"{rate:.2f} it/s " + " ".join(f"{k} {v:.3f}" for k, v in last_losses.items()))
-            if main and ((t.sample_every and step % t.sample_every == 0) or boundary):
-                write_samples(step)
-            if main and saving:
-                save(step)
-            if main and evaluator is not None and evaluator.due(step, end):
-                scores = evaluator(step, lambda path: write_model(path, step))
-                log.write(json.dumps({"event": "eval", "step": step, **scores, "time": time.time()}) + "\n")
-                log.flush()
-            if stop.requested:
-                interrupted = True
-                break
-        if interrupted and main:
-            write_samples(step)
-            save(step)
-            log.write(json.dumps({"event": "interrupted", "signal": stop.signal_name, "step": step, "time": time.time()}) + "\n")
-        else:
-            log.write(json.dumps({"event": "stop" if step < total else "done", "step": step, "time": time.time()}) + "\n")
-    return TrainResult(out, step, total, interrupted, time.perf_counter() - began)

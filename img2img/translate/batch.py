@@ -86,18 +86,26 @@ def frames_dir_jobs(jobs: list[Job], frames_dir: Path, single: bool) -> list[Job
 
 
 def _frames_complete(folder: Path) -> bool:
-    return folder.is_dir() and any(folder.iterdir())
+    """A folder of our frames only (renamed into place when complete); one holding anything else is not ours."""
+    return folder.is_dir() and any(folder.iterdir()) and not _other_files(folder)
+
+
+def _other_files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if not (p.is_file() and _FRAME_FILE.fullmatch(p.name))]
 
 
 def _clear_frames(folder: Path) -> None:
     """Empty a frame folder for --overwrite, refusing when it holds anything this tool did not write."""
-    entries = list(folder.iterdir())
-    others = [p for p in entries if not (p.is_file() and _FRAME_FILE.fullmatch(p.name))]
+    _refuse_other_files(folder)
+    for p in folder.iterdir():
+        p.unlink()
+
+
+def _refuse_other_files(folder: Path) -> None:
+    others = _other_files(folder)
     if others:
         raise UserError(f"{folder} holds files other than frames ({others[0].name}, ...); "
                         "give --frames-dir a new or empty folder")
-    for p in entries:
-        p.unlink()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -111,7 +119,7 @@ class VideoBatchReport(TranslateReport):
 
 def translate_videos(translator, jobs: list[Job], *, frames: bool = False, batch_size: int = 8,
                      size: int | None = None, temporal: dict | None = None, overwrite: bool = False,
-                     audio: bool = True,
+                     audio: bool = True, crf: int | None = None,
                      on_video: Callable[[int, Job, VideoInfo], None] | None = None,
                      on_frames: Callable[[int], None] | None = None,
                      on_done: Callable[[Job, VideoResult | None, str | None], None] | None = None) -> VideoBatchReport:
@@ -123,6 +131,12 @@ def translate_videos(translator, jobs: list[Job], *, frames: bool = False, batch
     """
     report = VideoBatchReport()
     for i, job in enumerate(jobs):
+        if frames and job.target.is_dir() and _other_files(job.target):
+            try:
+                _refuse_other_files(job.target)
+            except UserError as exc:
+                _failed(report, job, str(exc), on_done)
+                continue
         done = _frames_complete(job.target) if frames else job.target.exists()
         if done and not overwrite:
             report.skipped.append(job.target)
@@ -136,7 +150,7 @@ def translate_videos(translator, jobs: list[Job], *, frames: bool = False, batch
                 raise UserError(f"{job.target} is a folder; cannot write the video there")
             result = convert_video(
                 translator, job.source, job.target, frames=frames, batch_size=batch_size, size=size,
-                temporal=TemporalFilter(**temporal) if temporal is not None else None, audio=audio,
+                temporal=TemporalFilter(**temporal) if temporal is not None else None, audio=audio, crf=crf,
                 on_start=(lambda info, i=i, job=job: on_video(i, job, info)) if on_video else None,
                 on_frames=on_frames)
         except UserError as exc:

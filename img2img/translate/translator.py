@@ -67,8 +67,10 @@ class Translator:
     """model(x) for x in [-1, 1], shape (B, C, H, W) with any H, W; the output has the same shape."""
 
     def __init__(self, model: ModelFile | str | Path, direction: str | None = None, device: str = "auto",
-                 precision: str = "auto", compile: bool = False, test_dropout: bool | None = None):
-        """test_dropout: None as the model file says (pix2pix: on); False/True override it."""
+                 precision: str = "auto", compile: bool = False, test_dropout: bool | None = None,
+                 tile: int | None = None):
+        """test_dropout: None as the model file says (pix2pix: on); False/True override it.
+        tile: None tiles only images that would not fit in memory; 0 never; N tiles of N pixels."""
         self.model = model if isinstance(model, ModelFile) else load_model(model)
         directions = self.model.directions
         domains = self.model.data.get("domains") or []
@@ -97,12 +99,47 @@ class Translator:
         self.channels = arch["in_channels"]
         cond = entry.get("cond")
         self.cond = torch.tensor(cond, dtype=torch.float32, device=self.device)[None] if cond is not None else None
+        self.tile = tile  # None: tile only images that would not fit in memory; 0: never; N: tiles of N pixels
+        self.ngf = arch["ngf"]
+
+    def tile_size(self, height: int, width: int) -> int:
+        """The tile side for an image of this size (0: whole)."""
+        from img2img.translate.tiles import auto_tile, memory_budget
+
+        if self.tile is not None:
+            return self.tile if self.tile and max(height, width) > self.tile else 0
+        return auto_tile(height, width, self.ngf, self.element_size, memory_budget(self.device), self.stride)
+
+    def images_at_once(self, height: int, width: int) -> int:
+        """How many images of this size one generator call may take within the memory budget."""
+        from img2img.translate.tiles import memory_budget, peak_bytes
+
+        return max(1, memory_budget(self.device) // max(1, peak_bytes(height, width, self.ngf, self.element_size)))
+
+    @property
+    def element_size(self) -> int:
+        return 2 if self.precision in ("bf16", "fp16") else 4
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)
         padded, pads = pad_to_multiple(x, self.stride)
-        return crop_padding(self.generator(padded, self.condition(x)), pads)
+        cond = self.condition(x)
+        tile = self.tile_size(*padded.shape[-2:])
+        if not tile:
+            chunk = self.images_at_once(*padded.shape[-2:]) if self.tile is None else padded.shape[0]
+            if chunk >= padded.shape[0]:
+                return crop_padding(self.generator(padded, cond), pads)
+            parts = [self.generator(padded[i:i + chunk], cond[i:i + chunk] if cond is not None else None)
+                     for i in range(0, padded.shape[0], chunk)]  # a batch that would not fit, a few at a time
+            return crop_padding(torch.cat(parts), pads)
+        from img2img.translate.tiles import PEAK_ELEMENTS_PER_PIXEL_AND_FILTER, memory_budget, translate_tiled
+
+        stats_pixels = memory_budget(self.device) // (PEAK_ELEMENTS_PER_PIXEL_AND_FILTER * self.ngf * self.element_size)
+        run = lambda part, i: self.generator(part, cond[i:i + 1] if cond is not None else None)  # noqa: E731
+        y = translate_tiled(run, self.generator.net, padded, tile=tile, stride=self.stride,
+                            stats_budget_pixels=stats_pixels)
+        return crop_padding(y, pads)
 
     def condition(self, x: torch.Tensor) -> torch.Tensor | None:
         """The generator's condition for a batch x (StarGAN's target label), or None; subclasses may read x."""

@@ -10,7 +10,8 @@ the conversion is nearly free. Every frame decoded is written: the output has th
 count, frame rate and frame size.
 
 `convert_video` adds what a finished file needs: a temporary name that becomes the output only when
-complete, and the input's audio copied in where an ffmpeg is available (see audio.py).
+complete, H.264 through ffmpeg with the input's stream metadata (encode.py), and the input's audio
+copied in (audio.py). Without an ffmpeg, OpenCV's own writer is the fallback (MPEG-4 Part 2).
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
-import numpy as np
-import torch
+# OpenCV's FFmpeg backend prints FFmpeg's own errors ("moov atom not found") on stderr; we say what went wrong.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
-from img2img.errors import UserError
-from img2img.translate.scale import processing_size, resize
-from img2img.translate.temporal import TemporalFilter, backward_flow
-from img2img.translate.translator import Translator
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from img2img.errors import UserError  # noqa: E402
+from img2img.translate.scale import processing_size, resize  # noqa: E402
+from img2img.translate.temporal import TemporalFilter, backward_flow  # noqa: E402
+from img2img.translate.translator import Translator  # noqa: E402
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp")
 
@@ -275,6 +280,7 @@ def translate_frames(translator: Translator, source: str | Path, sink_factory: C
                                      temporal is not None and temporal.use_flow, stats))
     sink = None
     encoder = None
+    finished = False
     start = time.perf_counter()
     try:
         sink = sink_factory(info)
@@ -318,6 +324,7 @@ def translate_frames(translator: Translator, source: str | Path, sink_factory: C
         encoder.join()
         if errors:
             raise errors[0]
+        finished = True
     except _Stop:
         raise errors[0] if errors else RuntimeError("video pipeline stopped")
     finally:
@@ -327,7 +334,10 @@ def translate_frames(translator: Translator, source: str | Path, sink_factory: C
                 t.join(timeout=10)
         cap.release()
         if sink is not None:
-            sink.close()
+            if finished or not hasattr(sink, "abort"):
+                sink.close()
+            else:  # the file is going away: do not let the encoder finish it, nor mask the first error
+                sink.abort()
     stats.seconds = time.perf_counter() - start
     if stats.frames == 0:
         raise UnreadableVideo(f"{source}: no frame could be decoded")
@@ -375,18 +385,39 @@ class VideoResult:
     target: Path
     stats: VideoStats
     audio: str  # "copied", "none" (the input has none), "dropped: <why>", or "frames" (a frame folder)
+    notes: list[str] = field(default_factory=list)  # what the user should know (a short input, the codec used)
+
+
+def short_read_note(header_frames: int, decoded: int) -> str | None:
+    """A note when far fewer frames decoded than the header promised (a truncated or damaged file)."""
+    if header_frames and decoded < header_frames - max(1, header_frames // 100):
+        return (f"the file says {header_frames} frames but only {decoded} could be decoded "
+                "(truncated or damaged?); the output has those {decoded}").replace("{decoded}", str(decoded))
+    return None
+
+
+def video_sink(partial: Path, source: Path, info: VideoInfo, crf: int):
+    """H.264 (VP9 for WebM) through ffmpeg keeping the input's stream metadata, else OpenCV's writer."""
+    from img2img.translate.audio import find_ffmpeg
+    from img2img.translate.encode import FFmpegVideoSink, probe_stream
+
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is None:
+        return VideoFileSink(partial, info.fps or 30.0, info.width, info.height)
+    return FFmpegVideoSink(ffmpeg, partial, info.fps or 30.0, probe_stream(ffmpeg, source), crf=crf)
 
 
 def convert_video(translator: Translator, source: str | Path, target: str | Path, *, frames: bool = False,
                   batch_size: int = 8, size: int | None = None, temporal: TemporalFilter | None = None,
-                  audio: bool = True, on_start: Callable[[VideoInfo], None] | None = None,
+                  audio: bool = True, crf: int | None = None, on_start: Callable[[VideoInfo], None] | None = None,
                   on_frames: Callable[[int], None] | None = None) -> VideoResult:
     """Translate the video source into target (a video file, or a folder of frames when frames=True).
 
     The work goes to a hidden partial name beside target, renamed to target only once complete, so
     an interrupted run never leaves a target that looks finished; a later run replaces the partial.
     """
-    from img2img.translate.audio import copy_audio
+    from img2img.translate.audio import copy_audio, find_ffmpeg
+    from img2img.translate.encode import DEFAULT_CRF
 
     source, target = Path(source), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -395,10 +426,15 @@ def convert_video(translator: Translator, source: str | Path, target: str | Path
     if frames:
         factory = lambda info: FrameFolderSink(partial)  # noqa: E731
     else:
-        factory = lambda info: VideoFileSink(partial, info.fps or 30.0, info.width, info.height)  # noqa: E731
+        factory = lambda info: video_sink(partial, source, info, DEFAULT_CRF if crf is None else crf)  # noqa: E731
+    header = {}
     try:
         stats = translate_frames(translator, source, factory, batch_size=batch_size, size=size, temporal=temporal,
-                                 on_start=on_start, on_frames=on_frames)
+                                 on_start=lambda info: (header.update(frames=info.frame_count), on_start and on_start(info)),
+                                 on_frames=on_frames)
+        notes = [n for n in [short_read_note(header.get("frames", 0), stats.frames)] if n]
+        if not frames and find_ffmpeg() is None:
+            notes.append("written as MPEG-4 Part 2 by OpenCV (no ffmpeg found: pip install imageio-ffmpeg for H.264)")
         audio_state = "frames"
         if not frames:
             audio_state = copy_audio(source, partial) if audio else "dropped: --no-audio"
@@ -408,4 +444,4 @@ def convert_video(translator: Translator, source: str | Path, target: str | Path
     except BaseException:
         remove_path(partial)
         raise
-    return VideoResult(target, stats, audio_state)
+    return VideoResult(target, stats, audio_state, notes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
 from rich.text import Text
 
 from img2img.translate.audio import NO_FFMPEG
@@ -12,10 +12,41 @@ from img2img.translate.batch import VideoBatchReport, translate_videos
 from img2img.translate.outputs import Job
 
 
+def average_speed(task) -> float | None:
+    """Frames per second since the task started: known from the first batch on, however slow.
+    (rich's own speed only looks at the last 30 s, so it is blank while a batch takes longer.)"""
+    elapsed = task.elapsed
+    if not task.completed or not elapsed:
+        return None
+    return task.completed / elapsed
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
 class FramesPerSecondColumn(ProgressColumn):
     def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:5.1f} fps" if speed else "  ... fps", style="progress.data.speed")
+        speed = task.finished_speed or average_speed(task)
+        if not speed:
+            return Text("  ... fps", style="progress.data.speed")
+        return Text(f"{speed:5.1f} fps" if speed >= 0.1 else f"{60 * speed:.1f} frames/min", style="progress.data.speed")
+
+
+class RemainingColumn(ProgressColumn):
+    """Time left at the average speed so far, in days when long; blank until a batch is done or when the total is unknown."""
+
+    def render(self, task) -> Text:
+        speed = average_speed(task)
+        if task.finished or not speed or not task.total:
+            return Text("")
+        return Text(f"ETA {format_duration((task.total - task.completed) / speed)}", style="progress.remaining")
 
 
 def run_video_batches(plans: list[tuple[object, list[Job]]], *, console: Console, quiet: bool = False,
@@ -26,7 +57,7 @@ def run_video_batches(plans: list[tuple[object, list[Job]]], *, console: Console
     if total == 0:
         return report
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-               FramesPerSecondColumn(), TimeRemainingColumn()]
+               FramesPerSecondColumn(), RemainingColumn()]
     offset = 0
     with Progress(*columns, console=console, disable=quiet, transient=True) as bar:  # a line per file stays
         task = bar.add_task("video", total=None, visible=False)
@@ -34,6 +65,7 @@ def run_video_batches(plans: list[tuple[object, list[Job]]], *, console: Console
         def on_video(i, job, info):
             bar.reset(task, total=info.frame_count or None, completed=0, visible=True,
                       description=escape(f"[{offset + i + 1}/{total}] {job.source.name}"))
+            bar.start_task(task)
 
         def on_done(job, result, error):
             if error:
@@ -45,6 +77,8 @@ def run_video_batches(plans: list[tuple[object, list[Job]]], *, console: Console
                     note = ""  # said once, after the batch
                 bar.console.print(escape(f"{job.source} → {job.target}: {s.frames} frames, {s.fps:.1f} frames/s{note}"),
                                   soft_wrap=True, highlight=False)
+                for line in result.notes:
+                    bar.console.print(f"[yellow]note:[/] {escape(f'{job.source.name}: {line}')}", soft_wrap=True)
 
         for translator, jobs in plans:
             part = translate_videos(translator, jobs, on_video=on_video, on_frames=lambda n: bar.advance(task, n),
