@@ -171,6 +171,8 @@ def test_center_crop_keeps_the_centre_square_then_resizes():
     img = Image.fromarray(arr)
     crop = PairTransform(DataConfig(image_size=16, load_size=16, flip=False, center_crop=20)).single(img)
     assert crop.shape == (3, 16, 16) and float(crop[1].min()) > 0.5 and float(crop[0].max()) < -0.5  # all green
+    cached = PairTransform(DataConfig(image_size=16, load_size=16, flip=False, center_crop=20)).resized(img)
+    assert cached.shape == (3, 16, 16) and int(cached[1].min()) > 150 and int(cached[0].max()) < 50  # the cache's stage too
     whole = PairTransform(DataConfig(image_size=16, load_size=16, flip=False, center_crop=100)).single(img)
     assert not bool((whole < -0.99).all(0).any())  # no black padding
     assert float((whole[0] > 0.5).float().mean()) > 0.3  # the red top and bottom bands are kept (40x40 of 40x60)
