@@ -18,7 +18,7 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from img2img import config as config_mod
-from img2img.errors import UserError
+from img2img.errors import UserError, require_in_range
 from img2img.method_catalog import CATALOG, DATA_FLAGS, missing_data_message
 
 console = Console(stderr=True, highlight=False)
@@ -307,8 +307,8 @@ def _make_train_command(method_name: str, dataset_kind: str):
             else:
                 console.print("[yellow]no checkpoint to continue from; start the run again[/]", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED)
-        console.print(f"step {result.step}/{result.total_steps} in {result.seconds:.1f}s; model: {run_dir / 'model.pt'}, "
-                      f"samples: {run_dir / 'samples'}", soft_wrap=True)
+        console.print(f"step {result.step}/{result.total_steps} in {result.seconds:.1f}s; model: {escape(str(run_dir / 'model.pt'))}, "
+                      f"samples: {escape(str(run_dir / 'samples'))}", soft_wrap=True)
 
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
     command.__signature__ = inspect.Signature([ctx_param] + [_option(f) for f in flags])
@@ -327,7 +327,7 @@ for _name, _info in CATALOG.items():
 def translate(
     model: Path = typer.Argument(..., help="model file (RUN/model.pt)"),
     inputs: list[str] = typer.Argument(..., help="images, videos, folders or glob patterns (quote globs: 'photos/*.jpg')"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="output image (one input) or folder; default ./translated/. Outputs keep the input's name and size"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="output image (one input) or folder; default ./translated/. Outputs keep the input's name and size"),
     direction: Optional[str] = typer.Option(None, "--direction", help="a2b or b2a for two-way models (default: a2b, or the model's only direction)"),
     to: Optional[str] = typer.Option(None, "--to", help="StarGAN: target domain; 'all' = one output per domain, named <stem>_<domain>. "
                                      "Attribute models: 'Black_Hair=1,Male=0' sets those and keeps the rest as the model's "
@@ -359,12 +359,10 @@ def translate(
                                         "e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; combines with torchrun"),
 ) -> None:
     """Translate images, videos, folders or globs with a trained model; each output keeps its input's size and name."""
-    if batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
-    if temporal and not 0.0 <= temporal_strength <= 0.95:
-        raise UserError("--temporal-strength must be between 0 and 0.95")
+    require_in_range("--batch-size", batch_size, 1, 4096)
+    require_in_range("--temporal-strength", temporal_strength, 0.0, 0.95)
     from img2img.translate import TranslateReport, Translator, translate_files
-    from img2img.translate.outputs import plan_jobs, prepare_targets
+    from img2img.translate.outputs import plan_targets, prepare_targets
     from img2img.translate.batch import frames_dir_jobs, local_device, select_shard, shard_spec
     from img2img.translate.scale import Rescaled, processing_size
     from img2img.translate.video import is_video_path
@@ -384,7 +382,8 @@ def translate(
     else:
         targets = [("", Translator(model, direction=direction, device=device, precision=precision, compile=compile,
                                    test_dropout=test_dropout, tile=tile))]
-    plans = [(translator, plan_jobs(inputs, output, name_suffix=suffix)) for suffix, translator in targets]
+    unlisted: list = []  # input folders that cannot be read: reported as failed, the rest go on
+    plans = list(zip([t for _, t in targets], plan_targets(inputs, output, [s for s, _ in targets], unlisted)))
     # videos go their own way (video.py); --size wraps the image translator; --shard/torchrun take a share
     video_plans = [(t, [j for j in js if is_video_path(j.source)]) for t, js in plans]
     if frames_dir is not None:
@@ -406,11 +405,14 @@ def translate(
     def on_error(path, msg) -> None:  # with several targets, an unreadable input is reported once
         if path not in failed_once:
             failed_once.add(path)
-            console.print(f"[red]failed:[/] {msg}", soft_wrap=True)
+            console.print(f"[red]failed:[/] {escape(msg)}", soft_wrap=True)
 
     with Progress(*columns, console=console, disable=quiet or not jobs) as bar:
         task = bar.add_task("translate", total=len(jobs))
         report = TranslateReport()
+        for path, msg in unlisted:
+            on_error(path, msg)
+            report.failed.append((path, msg))
         for translator, target_jobs in plans:
             part = translate_files(translator, target_jobs, batch_size=batch_size, overwrite=overwrite,
                                    on_progress=lambda n: bar.advance(task, n), on_error=on_error)
@@ -432,7 +434,7 @@ def translate(
         console.print("nothing to do: this shard has no inputs")
         return
     where = jobs[0].target if len(jobs) == 1 else jobs[0].target.parent
-    console.print(f"{len(report.written)} written to {where}"
+    console.print(f"{len(report.written)} written to {escape(str(where))}"
                   + (f", {len(report.skipped)} skipped (exist; --overwrite replaces them)" if report.skipped else "")
                   + (f", [red]{len(report.failed)} failed[/]" if report.failed else ""))
     if report.failed:
@@ -553,8 +555,10 @@ def eval_(
     from img2img.metrics.evaluate import evaluate_model, score_folders
     from img2img.metrics.features import load_inception
 
-    if batch_size < 1 or kid_subsets < 1 or kid_subset_size < 2 or limit < 0:
-        raise UserError("--batch-size and --kid-subsets must be at least 1, --kid-subset-size at least 2, --limit 0 or more")
+    for flag, value, low, high in (("--batch-size", batch_size, 1, 4096), ("--kid-subsets", kid_subsets, 1, 100_000),
+                                   ("--kid-subset-size", kid_subset_size, 2, 1_000_000), ("--limit", limit, 0, 10**9),
+                                   ("--image-size", image_size, 8, 8192)):
+        require_in_range(flag, value, low, high)
     folders = real is not None or fake is not None
     if folders and (model is not None or a or b or data):
         raise UserError("give either --real and --fake (two folders) or MODEL with test data, not both")
@@ -573,12 +577,13 @@ def eval_(
         progress = _progress_factory(bar)
         if folders:
             result = score_folders(real, fake, extractor, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
-                                   progress=progress)
+                                   progress=progress, other_outputs=[json_path] if json_path is not None else [])
         else:
             result = evaluate_model(model, a=a, b=b, data=data, direction=direction, extractor=extractor,
                                     size=image_size, batch_size=batch_size, device=str(dev), limit=limit,
                                     kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, save_dir=save,
-                                    paired=paired, precision=precision, progress=progress, test_dropout=test_dropout)
+                                    paired=paired, precision=precision, progress=progress, test_dropout=test_dropout,
+                                    other_outputs=[json_path] if json_path is not None else [])
     table = Table(title=f"{result.get('method', 'folders')} {result.get('direction', '')}".strip(), show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -593,10 +598,12 @@ def eval_(
     if json_path is not None:
         try:
             json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise UserError(f"cannot write {json_path}: {exc.strerror or exc}") from None
-        console.print(f"scores written to {json_path}", soft_wrap=True)
+        from img2img.atomic import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
+        console.print(f"scores written to {escape(str(json_path))}", soft_wrap=True)
 
 
 @app.command(cls=Command)
@@ -611,9 +618,11 @@ def export(
     conditional generator (StarGAN) takes its label as a second input. Checks parity with PyTorch."""
     from img2img.export import export_model
 
+    require_in_range("--tolerance", tolerance, 0.0, 1e6)
+
     report = export_model(model, output, direction)
     inputs = "x (N, C, H, W) in [-1, 1]" + (", cond (N, domains)" if report.conditional else "")
-    out_console.print(f"wrote {report.path} ({report.format}; generator {report.generator} for {report.direction}; "
+    out_console.print(f"wrote {escape(str(report.path))} ({report.format}; generator {report.generator} for {report.direction}; "
                   f"inputs {inputs}; H and W multiples of {report.stride})", soft_wrap=True)
     shape = "x".join(map(str, report.check_shape))
     ok = report.max_abs_diff <= tolerance

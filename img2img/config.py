@@ -8,6 +8,7 @@ unknown keys are refused, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -23,9 +24,35 @@ else:  # pragma: no cover
 from img2img.errors import UserError
 
 
-def option(default: Any, help: str, choices: tuple | None = None) -> Any:
-    """A dataclass field carrying its help text (and allowed values) for the CLI and errors."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def option(default: Any, help: str, choices: tuple | None = None, *, ge: float | None = None, gt: float | None = None,
+           le: float | None = None, lt: float | None = None) -> Any:
+    """A dataclass field carrying its help text, allowed values and numeric range for the CLI and errors.
+
+    ge/gt/le/lt bound a number (>=, >, <=, <); every value set from a flag, --set or a TOML file is
+    checked against them, so no setting reaches the nets or the loop out of range.
+    """
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    return field(default=default, metadata={"help": help, "choices": choices, "bounds": bounds})
+
+
+_BOUND_WORDS = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}
+_BOUND_TESTS = {"ge": lambda v, b: v >= b, "gt": lambda v, b: v > b, "le": lambda v, b: v <= b, "lt": lambda v, b: v < b}
+
+
+def check_range(key: str, value: Any, metadata: Any) -> None:
+    """Refuse a number outside the field's bounds, naming the setting and the allowed range."""
+    bounds = metadata.get("bounds") or {}
+    if not bounds or value is None or isinstance(value, bool):
+        return
+    if all(_BOUND_TESTS[k](value, b) for k, b in bounds.items()):
+        return
+    allowed = " and ".join(f"{_BOUND_WORDS[k]} {_number(b)}" for k, b in bounds.items())
+    name = key.partition(".")[2].replace("_", " ")
+    raise UserError(f"{name} ({key}) must be {allowed}, got {_number(value)}")
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
 @dataclass
@@ -37,10 +64,10 @@ class DataConfig:
     labels: str | None = option(None, "CSV with a file column and 0/1 or -1/1 attribute columns (multi-label StarGAN)")
     attrs: str | None = option(None, "comma-separated attribute columns of --labels to train on (default: all)")
     direction: str = option("a2b", "which side is the input for paired data", ("a2b", "b2a"))
-    image_size: int = option(256, "training crop size in pixels")
-    load_size: int = option(0, "resize to this before the random crop; 0 = image_size*286/256 (the papers' ratio)")
+    image_size: int = option(256, "training crop size in pixels", ge=16, le=8192)
+    load_size: int = option(0, "resize to this before the random crop; 0 = image_size*286/256 (the papers' ratio)", ge=0, le=16384)
     center_crop: int = option(0, "first cut the centre square of this side (pixels) from each image, then resize (StarGAN's "
-                                 "CelebA: 178); 0 = off")
+                                 "CelebA: 178); 0 = off", ge=0, le=16384)
     flip: bool = option(True, "random horizontal flips (the same flip for both images of a pair)")
     channels: int = option(3, "image channels: 3 (RGB) or 1 (grayscale)", (1, 3))
 
@@ -52,9 +79,9 @@ class DataConfig:
 @dataclass
 class NetConfig:
     generator: str = option("resnet_9", "generator: resnet_<blocks> (resnet_6, resnet_9) or unet_<size> (unet_128, unet_256); 'unet' = U-Net as deep as --image-size allows")
-    ngf: int = option(64, "generator filters in the first layer")
-    ndf: int = option(64, "discriminator filters in the first layer")
-    d_layers: int = option(3, "PatchGAN strided layers (3 = the 70x70 PatchGAN)")
+    ngf: int = option(64, "generator filters in the first layer", ge=1, le=1024)
+    ndf: int = option(64, "discriminator filters in the first layer", ge=1, le=1024)
+    d_layers: int = option(3, "PatchGAN strided layers (3 = the 70x70 PatchGAN)", ge=1, le=10)
     norm: str = option("instance", "normalisation layer (instance_affine: with a learned scale and shift, as StarGAN)",
                        ("instance", "instance_affine", "batch", "none"))
     padding: str = option("reflect", "padding of the ResNet generator's convolutions (StarGAN: zero)", ("reflect", "zero"))
@@ -62,40 +89,40 @@ class NetConfig:
     dropout: bool = option(False, "dropout 0.5 in the generator (U-Net decoder / ResNet blocks)")
     init: str = option("normal", "weight initialisation (default: PyTorch's own per layer, as StarGAN)",
                        ("normal", "xavier", "kaiming", "orthogonal", "default"))
-    init_gain: float = option(0.02, "scale of the initial weights")
+    init_gain: float = option(0.02, "scale of the initial weights", gt=0, le=10)
     spectral_norm: bool = option(False, "spectral normalisation on every discriminator layer")
 
 
 @dataclass
 class TrainConfig:
-    steps: int = option(0, "training iterations (exclusive with epochs)")
-    epochs: int = option(0, "passes over the training data; unpaired: over the larger folder, max(|A|, |B|) images (exclusive with steps)")
-    batch_size: int = option(1, "images per step")
-    lr: float = option(2e-4, "Adam learning rate of the generator(s)")
-    lr_d: float = option(0.0, "Adam learning rate of the discriminator(s); 0 = same as lr (set both for two-timescale updates)")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
+    steps: int = option(0, "training iterations (exclusive with epochs)", ge=0, le=10**10)
+    epochs: int = option(0, "passes over the training data; unpaired: over the larger folder, max(|A|, |B|) images (exclusive with steps)", ge=0, le=10**7)
+    batch_size: int = option(1, "images per step", ge=1, le=65536)
+    lr: float = option(2e-4, "Adam learning rate of the generator(s)", gt=0, le=1)
+    lr_d: float = option(0.0, "Adam learning rate of the discriminator(s); 0 = same as lr (set both for two-timescale updates)", ge=0, le=1)
+    beta1: float = option(0.5, "Adam beta1", ge=0, lt=1)
+    beta2: float = option(0.999, "Adam beta2", ge=0, lt=1)
     gan_loss: str = option("lsgan", "adversarial loss", ("vanilla", "lsgan", "hinge", "wgan-gp"))
-    gp_weight: float = option(10.0, "gradient-penalty weight for wgan-gp")
+    gp_weight: float = option(10.0, "gradient-penalty weight for wgan-gp", ge=0, le=1e6)
     lr_policy: str = option("linear", "linear: constant, then linear decay to 0; constant: never decays", ("linear", "constant"))
-    decay_start: float = option(0.5, "fraction of the run after which the linear decay starts")
-    seed: int = option(0, "random seed (weights, data order, augmentation)")
+    decay_start: float = option(0.5, "fraction of the run after which the linear decay starts", ge=0, le=1)
+    seed: int = option(0, "random seed (weights, data order, augmentation)", ge=0, le=2**32 - 1)
     device: str = option("auto", "auto, cpu, cuda or cuda:<i>")
     precision: str = option("auto", "autocast precision: auto = bf16 on GPUs that support it, else fp16 with loss scaling; on CPUs with native bf16 (AMX/AVX512-BF16) bf16 for big enough nets and images (where it is faster), else fp32", ("auto", "fp32", "bf16", "fp16"))
     channels_last: bool = option(False, "channels-last memory layout for nets and batches (meant for bf16/fp16 convolutions on GPUs; off by default: it made CPU training slower)")
     compile: bool = option(False, "torch.compile the networks (falls back to eager where compilation fails)")
-    ema: float = option(0.0, "keep an exponential moving average of the generator weights with this decay (e.g. 0.999) and ship it in model.pt; 0 = off")
-    workers: int = option(-1, "data-loading worker processes; -1 = auto (0 on CPU)")
-    sample_every: int = option(0, "also write a preview grid every N steps (0 = by time only: see sample_minutes)")
-    sample_minutes: float = option(5.0, "write a preview grid every this many minutes, the first after one minute (0 = off), and at the end")
-    save_every: int = option(0, "also write model.pt and checkpoint.pt every N steps (0 = by time only: see save_minutes)")
-    save_minutes: float = option(10.0, "write model.pt and checkpoint.pt every this many minutes, the first after two minutes (0 = off), and at the end")
-    log_every: int = option(50, "log losses every N steps")
-    eval_every: int = option(0, "score FID/KID on held-out folders every N steps and keep model_best.pt (0 = never; needs the metrics extra)")
+    ema: float = option(0.0, "keep an exponential moving average of the generator weights with this decay (e.g. 0.999) and ship it in model.pt; 0 = off", ge=0, lt=1)
+    workers: int = option(-1, "data-loading worker processes; -1 = auto (0 on CPU)", ge=-1, le=256)
+    sample_every: int = option(0, "also write a preview grid every N steps (0 = by time only: see sample_minutes)", ge=0)
+    sample_minutes: float = option(5.0, "write a preview grid every this many minutes, the first after one minute (0 = off), and at the end", ge=0, le=10**6)
+    save_every: int = option(0, "also write model.pt and checkpoint.pt every N steps (0 = by time only: see save_minutes)", ge=0)
+    save_minutes: float = option(10.0, "write model.pt and checkpoint.pt every this many minutes, the first after two minutes (0 = off), and at the end", ge=0, le=10**6)
+    log_every: int = option(50, "log losses every N steps", ge=1)
+    eval_every: int = option(0, "score FID/KID on held-out folders every N steps and keep model_best.pt (0 = never; needs the metrics extra)", ge=0)
     eval_a: str | None = option(None, "held-out domain A folder for --eval-every")
     eval_b: str | None = option(None, "held-out domain B folder for --eval-every")
     eval_data: str | None = option(None, "held-out folder of A|B side-by-side images for --eval-every (instead of eval_a/eval_b)")
-    eval_max: int = option(0, "score at most this many held-out images (0 = all)")
+    eval_max: int = option(0, "score at most this many held-out images (0 = all)", ge=0)
     eval_inception: str | None = option(None, "Inception network file for --eval-every (default: the one the metrics extra installs)")
 
 
@@ -144,14 +171,19 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 pass
         raise UserError(f"{key} must be a whole number, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise UserError(f"{key} must be a number, got {value!r}")
+        if number is None:
+            raise UserError(f"{key} must be a number, got {value!r}")
+        if not math.isfinite(number):
+            raise UserError(f"{key} must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, (str, Path)):
             return str(value)
@@ -172,6 +204,7 @@ def set_value(cfg: RunConfig, key: str, value: Any) -> None:
     choices = known[name].metadata.get("choices")
     if choices and converted not in choices:
         raise UserError(f"{key} must be one of {', '.join(map(str, choices))}, got {converted!r}")
+    check_range(key, converted, known[name].metadata)
     setattr(target, name, converted)
 
 
@@ -245,28 +278,45 @@ def from_dict(d: dict, method_cls: type) -> RunConfig:
     return cfg
 
 
+def _check_fields(cfg: RunConfig) -> None:
+    """Every field of every section within its choices and bounds (values may come from any source)."""
+    for section in SECTIONS:
+        target = getattr(cfg, section)
+        for f in dataclasses.fields(target):
+            key, value = f"{section}.{f.name}", getattr(target, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{key} must be a finite number, got {value!r}")
+            choices = f.metadata.get("choices")
+            if choices and value not in choices:
+                raise UserError(f"{key} must be one of {', '.join(map(str, choices))}, got {value!r}")
+            check_range(key, value, f.metadata)
+
+
+def _check_nets_fit_the_images(cfg: RunConfig) -> None:
+    """The generator's depth and the PatchGAN's halvings must fit the training crop."""
+    from img2img.nets import generator_stride, resolve_generator_name
+
+    n, size = cfg.net, cfg.data.image_size
+    name = resolve_generator_name(n.generator, size)
+    stride = generator_stride(name)  # a UserError for unknown or out-of-range names
+    if size % stride:
+        fit = "a multiple of 4" if name.startswith("resnet") else f"a multiple of {stride}, or --generator unet"
+        raise UserError(f"--image-size {size} does not fit the {name} generator, which halves the image "
+                        f"{stride.bit_length() - 1} times; use {fit}")
+    if size // 2**n.d_layers < 3 and not getattr(cfg.loss, "sizes_discriminator", False):
+        fit = max(k for k in range(1, 11) if size // 2**k >= 3)
+        raise UserError(f"the discriminator with net.d_layers={n.d_layers} halves the image {n.d_layers} times, too often "
+                        f"for {size} px images (needs {3 * 2**n.d_layers} px); use --set net.d_layers={fit} or a larger --image-size")
+
+
 def validate(cfg: RunConfig) -> None:
+    """Each setting in range (see option()), then the rules that tie settings together."""
+    _check_fields(cfg)
     t, d = cfg.train, cfg.data
-    if t.eval_every < 0 or t.eval_max < 0:
-        raise UserError("train.eval_every and train.eval_max must be 0 or more")
     if t.eval_every and not (t.eval_data or (t.eval_a and t.eval_b)):
         raise UserError("--eval-every needs held-out data: --eval-a DIR --eval-b DIR, or --set train.eval_data=DIR (A|B images)")
     if t.steps and t.epochs:
         raise UserError("give either --steps or --epochs, not both")
-    for key, value in (("train.steps", t.steps), ("train.epochs", t.epochs)):
-        if value < 0:
-            raise UserError(f"{key} must be positive, got {value}")
-    if t.batch_size < 1:
-        raise UserError(f"batch size must be at least 1, got {t.batch_size}")
-    if d.image_size < 16:
-        raise UserError(f"image size must be at least 16 pixels, got {d.image_size}")
-    if d.center_crop < 0:
-        raise UserError(f"data.center_crop must be 0 (off) or a side in pixels, got {d.center_crop}")
     if d.load_size and d.load_size < d.image_size:
         raise UserError(f"--load-size ({d.load_size}) must be at least --image-size ({d.image_size})")
-    if not 0.0 <= t.decay_start <= 1.0:
-        raise UserError(f"train.decay_start must be between 0 and 1, got {t.decay_start}")
-    if not (t.ema == 0.0 or 0.0 < t.ema < 1.0):
-        raise UserError(f"train.ema must be 0 (off) or between 0 and 1, got {t.ema}")
-    if t.lr <= 0 or t.lr_d < 0:
-        raise UserError("learning rates must be positive")
+    _check_nets_fit_the_images(cfg)

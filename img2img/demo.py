@@ -14,6 +14,7 @@ from img2img.atomic import next_free_folder
 from img2img.config import build_config
 from img2img.data.io import list_images, load_image, pil_to_tensor, save_image_atomic
 from img2img.data.synthetic import make_paired
+from img2img.errors import require_in_range
 from img2img.methods import get_method
 from img2img.train import train
 from img2img.translate import Translator, translate_files
@@ -50,6 +51,7 @@ class DemoResult:
 def run_demo(out: str | Path, steps: int = 1000, device: str = "auto", size: int = 64,
              console: Console | None = None) -> DemoResult:
     console = console or Console(stderr=True)
+    require_in_range("--steps", steps, 1, 10**7)  # before any folder is made
     root = next_free_folder(out, empty_counts_as_free=True)
     train_dir = make_paired(root / "data" / "train", count=32, size=size, seed=0)
     test_dir = make_paired(root / "data" / "test", count=6, size=size, seed=1)

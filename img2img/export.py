@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from img2img.atomic import OutputWriteError, atomic_path
 from img2img.errors import UserError
 from img2img.modelfile import ModelFile, load_model
 from img2img.nets import generator_stride
@@ -113,6 +114,8 @@ def export_model(model: str | Path, output: str | Path, direction: str | None = 
         except ImportError:
             raise UserError(ONNX_HINT) from None
     mf = model if isinstance(model, ModelFile) else load_model(model)
+    if output.resolve() == mf.path.resolve():
+        raise UserError(f"-o {output} is the model file itself; choose another name")
     direction = _pick_direction(mf, direction)
     gen_name = mf.directions[direction]["generator"]
     arch = mf.data["generators"][gen_name]["arch"]
@@ -145,24 +148,39 @@ def export_model(model: str | Path, output: str | Path, direction: str | None = 
             "domains": list(mf.data.get("domains", [])), "test_time_norm": mf.data.get("test_time_norm", "running"),
             # pix2pix: dropout stays on in the exported graph too, as the same fixed masks (integer ops)
             "test_dropout_seed": mf.test_dropout_seed}
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder {output.parent}: {exc.strerror or exc}") from None
 
     # The check uses another batch and a non-square size near the training size.
     side = max(stride, -(-(check_size or mf.data.get("image_size", 2 * stride)) // stride) * stride)
     check = _example(arch, stride, 1, side, side + stride, cond, seed=1)
     with torch.no_grad():
         expected = wrapper(*check)
-    if fmt == ".pt2":
-        torch.export.save(program, output, extra_files={META_KEY: json.dumps(meta)})
-        got = run_pt2(output, *check)
-    else:
-        _write_onnx(program, output, meta, conditional)
-        got = run_onnx(output, *check)
+    # Written under a temporary name and checked there: the final name only ever holds a complete export.
+    with atomic_path(output) as tmp:
+        if fmt == ".pt2":
+            _write(lambda: torch.export.save(program, tmp, extra_files={META_KEY: json.dumps(meta)}), output)
+            got = run_pt2(tmp, *check)
+        else:
+            _write_onnx(program, tmp, meta, conditional, output)
+            got = run_onnx(tmp, *check)
     diff = float((got - expected).abs().max())
     return ExportReport(output, fmt[1:], direction, gen_name, stride, conditional, tuple(check[0].shape), diff)
 
 
-def _write_onnx(program: torch.export.ExportedProgram, output: Path, meta: dict, conditional: bool) -> None:
+def _write(save, output: Path) -> None:
+    """Run a library's save call; a failure to write (full disk...) becomes one line naming the file."""
+    try:
+        save()
+    except OSError as exc:
+        raise OutputWriteError.wrap(exc, output) from None
+    except Exception as exc:  # noqa: BLE001 - serialisers wrap I/O errors in their own types
+        raise OutputWriteError(f"cannot write {output}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
+
+
+def _write_onnx(program: torch.export.ExportedProgram, tmp: Path, meta: dict, conditional: bool, output: Path) -> None:
     names = ["x", "cond"] if conditional else ["x"]
     try:
         with warnings.catch_warnings():
@@ -172,7 +190,7 @@ def _write_onnx(program: torch.export.ExportedProgram, output: Path, meta: dict,
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"ONNX conversion failed: {str(exc).splitlines()[0][:200]}") from None
     onnx_program.model.metadata_props[META_KEY] = json.dumps(meta)
-    onnx_program.save(str(output), external_data=False)
+    _write(lambda: onnx_program.save(str(tmp), external_data=False), output)
 
 
 def run_onnx(path: str | Path, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

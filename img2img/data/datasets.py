@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from img2img.config import DataConfig
-from img2img.data.io import UnreadableImage, image_size, list_images, list_usable_images, load_image, usable_images, warn_unreadable
+from img2img.data.io import UnreadableImage, files_by_stem, image_size, list_images, list_usable_images, load_image, usable_images, warn_unreadable
 from img2img.data.transforms import PairTransform
 from img2img.errors import UserError
 
@@ -160,8 +160,8 @@ class PairedFoldersDataset(_SeededDataset):
     """Two folders whose files are paired by stem (A/0001.png with B/0001.jpg)."""
 
     def __init__(self, a_dir: str | Path, b_dir: str | Path, cfg: DataConfig):
-        a_files = {p.stem: p for p in list_images(a_dir, "--a folder")}
-        b_files = {p.stem: p for p in list_images(b_dir, "--b folder")}
+        a_files = files_by_stem(list_images(a_dir, "--a folder"), f"--a folder {a_dir}")
+        b_files = files_by_stem(list_images(b_dir, "--b folder"), f"--b folder {b_dir}")
         only_a, only_b = sorted(a_files.keys() - b_files.keys()), sorted(b_files.keys() - a_files.keys())
         if only_a or only_b:
             parts = []

@@ -50,18 +50,35 @@ def _parse_attrs(text: str) -> list[str]:
     return attrs
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """(header, [(row number, {column: value})]); blank lines skipped, trailing empty cells (a trailing comma) ignored."""
     if not path.is_file():
         raise UserError(f"--labels file not found: {path}")
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+            lines = list(csv.reader(fh))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path}: not a readable CSV file ({exc})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    header = [h.strip() for h in lines[0]] if lines else []
+    while header and not header[-1]:
+        header.pop()
     if not header:
         raise UserError(f"{path} is empty: expected a header row with a file column and attribute columns")
+    if "" in header:
+        raise UserError(f"{path}: column {header.index('') + 1} of the header row has no name")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise UserError(f"{path}: the header names the column {dupes[0]!r} more than once")
+    rows = []
+    for n, line in enumerate(lines[1:], start=2):  # row 1 is the header
+        cells = [c.strip() for c in line]
+        if not any(cells):
+            continue
+        if any(cells[len(header):]):
+            raise UserError(f"{path}, row {n}: {len(cells)} values, but the header has {len(header)} columns")
+        rows.append((n, dict(zip(header, cells + [""] * (len(header) - len(cells))))))
     return header, rows
 
 
@@ -184,7 +201,8 @@ class AttributeDataset(_LabelledDataset):
         if not rows:
             raise UserError(f"{path} lists no images (only a header row)")
         files, labels, missing = [], [], []
-        for n, row in enumerate(rows, start=2):  # row 1 is the header
+        seen: dict[Path, tuple[int, list[float]]] = {}  # a file listed twice: the same labels, or refused
+        for n, row in rows:
             name = row.get(file_col, "")
             if not name:
                 raise UserError(f"{path}, row {n}: the {file_col!r} column is empty")
@@ -192,8 +210,16 @@ class AttributeDataset(_LabelledDataset):
             if not f.is_file():
                 missing.append(name)
                 continue
+            label = [_binary(row.get(a, ""), path, n, a) for a in self.domains]
+            key = f.resolve()
+            if key in seen:
+                first, earlier = seen[key]
+                if earlier != label:
+                    raise UserError(f"{path} lists {name} twice with different labels (rows {first} and {n}); keep one row")
+                continue
+            seen[key] = (n, label)
             files.append(f)
-            labels.append([_binary(row.get(a, ""), path, n, a) for a in self.domains])
+            labels.append(label)
         if missing:
             raise UserError(f"{len(missing)} file(s) listed in {path} are not in {images}: "
                             f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +13,7 @@ from PIL import Image, ImageOps
 
 from rich.console import Console
 
+from img2img.atomic import atomic_path
 from img2img.errors import UserError
 
 _stderr = Console(stderr=True, highlight=False)
@@ -41,6 +40,17 @@ def list_images(folder: str | Path, what: str = "folder") -> list[Path]:
     if not files:
         raise UserError(f"{what} {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return files
+
+
+def files_by_stem(files: list[Path], what: str) -> dict[str, Path]:
+    """{stem: file} for folders matched by file name; two files sharing a stem (x.png, x.jpg) are refused, not dropped."""
+    by_stem: dict[str, Path] = {}
+    for f in files:
+        if f.stem in by_stem:
+            raise UserError(f"{what} holds both {by_stem[f.stem].name} and {f.name}: files are matched by name "
+                            f"({f.stem!r}), so keep one of them or rename the other")
+        by_stem[f.stem] = f
+    return by_stem
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -171,12 +181,6 @@ def save_image_atomic(img: Image.Image, path: str | Path) -> None:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise UserError(f"{path}: unknown image format {path.suffix!r}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            params = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-            img.save(fh, format=fmt, **params)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    params = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_path(path, fsync=False) as tmp:
+        img.save(tmp, format=fmt, **params)

@@ -24,9 +24,9 @@ from img2img.methods.base import Method, set_requires_grad
 
 @dataclass
 class CycleGANLoss:
-    lambda_cyc: float = option(10.0, "weight of the cycle-consistency L1 loss")
-    lambda_idt: float = option(0.5, "identity loss weight, as a fraction of lambda_cyc (0 disables it)")
-    pool_size: int = option(50, "generated images kept to train the discriminators (0 = none)")
+    lambda_cyc: float = option(10.0, "weight of the cycle-consistency L1 loss", ge=0, le=1e6)
+    lambda_idt: float = option(0.5, "identity loss weight, as a fraction of lambda_cyc (0 disables it)", ge=0, le=1e6)
+    pool_size: int = option(50, "generated images kept to train the discriminators (0 = none)", ge=0, le=10000)
 
 
 @register_method("cyclegan")

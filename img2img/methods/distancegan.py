@@ -96,14 +96,14 @@ def distance_stats(images: torch.Tensor, self_distance: bool, batch_size: int = 
 
 @dataclass
 class DistanceGANLoss:
-    lambda_distance: float = option(1.0, "weight of the distance-preservation loss")
+    lambda_distance: float = option(1.0, "weight of the distance-preservation loss", ge=0, le=1e6)
     self_distance: bool = option(False, "compare the top and bottom halves of each image instead of pairs of images (works at batch size 1)")
     one_way: bool = option(False, "train A->B only (G_AB and D_B); the model file then holds a2b only")
     cycle: bool = option(False, "add CycleGAN's cycle-consistency loss (needs both directions)")
-    lambda_cyc: float = option(10.0, "weight of the cycle loss when --cycle is on")
+    lambda_cyc: float = option(10.0, "weight of the cycle loss when --cycle is on", ge=0, le=1e6)
     normalize: bool = option(True, "normalise distances by each domain's mean and std (--no-normalize compares raw distances)")
-    max_items: int = option(900, "images per domain sampled to estimate the distance mean and std")
-    pool_size: int = option(50, "generated images kept to train the discriminators (0 = none)")
+    max_items: int = option(900, "images per domain sampled to estimate the distance mean and std", ge=2, le=10**6)
+    pool_size: int = option(50, "generated images kept to train the discriminators (0 = none)", ge=0, le=10000)
 
 
 @register_method("distancegan")

@@ -25,7 +25,7 @@ from img2img.methods.base import Method, set_requires_grad
 
 @dataclass
 class Pix2PixLoss:
-    lambda_l1: float = option(100.0, "weight of the L1 distance to the ground truth")
+    lambda_l1: float = option(100.0, "weight of the L1 distance to the ground truth", ge=0, le=1e6)
     test_dropout: bool = option(True, "keep dropout on at test time as the paper does (fixed masks from the run seed, so "
                                       "outputs stay deterministic); --no-test-dropout turns it off")
 

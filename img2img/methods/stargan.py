@@ -49,9 +49,9 @@ from img2img.methods.base import Method, set_requires_grad
 
 @dataclass
 class StarGANLoss:
-    lambda_cls: float = option(1.0, "weight of the domain-classification losses (D on real images, G on translations)")
-    lambda_rec: float = option(10.0, "weight of the reconstruction L1 loss (translate there and back)")
-    n_critic: int = option(5, "discriminator updates per generator update")
+    lambda_cls: float = option(1.0, "weight of the domain-classification losses (D on real images, G on translations)", ge=0, le=1e6)
+    lambda_rec: float = option(10.0, "weight of the reconstruction L1 loss (translate there and back)", ge=0, le=1e6)
+    n_critic: int = option(5, "discriminator updates per generator update", ge=1, le=100)
     d_norm: str = option("none", "discriminator normalisation (the paper's D has none)", ("none", "instance"))
     # The dataclass default is what runs saved before this option used; new runs get "paper" from paper_defaults.
     d_form: str = option("patch", "discriminator: 'paper' = the authors' D (log2(size) - 1 stride-2 convs, widths up to 32*ndf, "
@@ -59,6 +59,12 @@ class StarGANLoss:
                          ("paper", "patch"))
     global_d: bool = option(True, "size D to the image as the paper does (log2(image size) - 2 halvings: a 2x2 real/fake map and a "
                                   "class head that sees the whole image), replacing net.d_layers; --no-global-d keeps net.d_layers (d_form 'patch' only)")
+
+    @property
+    def sizes_discriminator(self) -> bool:
+        """With the paper's D or global_d the method picks D's depth from the image size, so net.d_layers is
+        not checked against it."""
+        return self.d_form == "paper" or self.global_d
 
 
 def classification_loss(logits: torch.Tensor, target: torch.Tensor, multi_label: bool) -> torch.Tensor:

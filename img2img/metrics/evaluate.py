@@ -9,7 +9,7 @@ before scoring, so `eval MODEL` and `translate` + `eval --real --fake` give the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from img2img.data.io import list_images, load_image, pil_to_tensor, save_image_atomic, tensor_to_pil
+from img2img.data.io import files_by_stem, list_images, load_image, pil_to_tensor, save_image_atomic, tensor_to_pil
 from img2img.errors import UserError
 from img2img.metrics.distribution import fid, kid
 from img2img.metrics.features import FeatureExtractor, features_of_tensors, folder_features, unit_to_uint8
@@ -37,9 +37,12 @@ def distribution_scores(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 1
 
 
 def score_folders(real: str | Path, fake: str | Path, extractor: FeatureExtractor, *, batch_size: int = 16,
-                  kid_subsets: int = 100, kid_subset_size: int = 1000, progress: ProgressFactory = no_progress) -> dict:
-    """FID and KID between the images of two folders."""
-    n_real, n_fake = len(list_images(real, "--real folder")), len(list_images(fake, "--fake folder"))
+                  kid_subsets: int = 100, kid_subset_size: int = 1000, progress: ProgressFactory = no_progress,
+                  other_outputs: list[Path] = ()) -> dict:
+    """FID and KID between the images of two folders; other_outputs (--json) may not be one of them."""
+    real_files, fake_files = list_images(real, "--real folder"), list_images(fake, "--fake folder")
+    check_not_inputs([Path(p) for p in other_outputs], real_files + fake_files, "input image")
+    n_real, n_fake = len(real_files), len(fake_files)
     f_real = folder_features(extractor, real, batch_size, progress("features of --real", n_real))
     f_fake = folder_features(extractor, fake, batch_size, progress("features of --fake", n_fake))
     return {"real": str(real), "fake": str(fake), "real_images": n_real, "fake_images": n_fake,
@@ -63,6 +66,29 @@ class EvalPlan:
     references: list[Callable[[], torch.Tensor]]  # real target-domain images for FID/KID, in [-1, 1]
     paired: bool
     description: str
+    files: list[Path] = field(default_factory=list)  # every file the plan reads (no output may replace one)
+
+
+def check_not_inputs(outputs: list[Path], inputs: list[Path], what: str = "test image") -> None:
+    """Refuse before anything is written when an output would replace an input file."""
+    sources = {p.resolve(): p for p in inputs}
+    for out in outputs:
+        if out.resolve() in sources:
+            raise UserError(f"refusing to write {out}: it is the {what} {sources[out.resolve()]}; choose another folder or name")
+
+
+def save_targets(plan: EvalPlan, save_dir: Path) -> list[Path]:
+    """Where --save writes each translation (<name>.png); two inputs sharing a name are refused, not overwritten."""
+    if save_dir.resolve() in {p.parent.resolve() for p in plan.files}:
+        raise UserError(f"--save {save_dir} is a folder of test images; give a new or separate folder for the translations")
+    targets: dict[Path, str] = {}
+    for s in plan.samples:
+        target = save_dir / f"{s.name}.png"
+        if target in targets:
+            raise UserError(f"two test inputs are named {s.name!r} (e.g. {s.name}.png and {s.name}.jpg) and would both be "
+                            f"saved as {target}; rename one")
+        targets[target] = s.name
+    return list(targets)
 
 
 def _half(path: Path, channels: int, right: bool) -> torch.Tensor:
@@ -94,14 +120,15 @@ def plan_eval(*, a: str | Path | None = None, b: str | Path | None = None, data:
         right_is_input = direction == "b2a"
         samples = [Sample(f.stem, lambda f=f: _half(f, channels, right_is_input), lambda f=f: _half(f, channels, not right_is_input))
                    for f in files]
-        return EvalPlan(samples, [s.target for s in samples], True, f"{len(files)} A|B pairs in {data}")
+        return EvalPlan(samples, [s.target for s in samples], True, f"{len(files)} A|B pairs in {data}", list(files))
     if a is None or b is None:
         raise UserError("give the test data: --a DIR --b DIR (two folders) or --data DIR (A|B images)")
     src, ref = (b, a) if direction == "b2a" else (a, b)
     src_files = list_images(src, "input folder")[: limit or None]
     ref_files = list_images(ref, "reference folder")[: limit or None]
-    by_stem = {f.stem: f for f in ref_files}
+    by_stem = files_by_stem(ref_files, "reference folder") if paired else {f.stem: f for f in ref_files}
     if paired:
+        files_by_stem(src_files, "input folder")
         lonely = sorted({f.stem for f in src_files} ^ set(by_stem))
         if lonely:
             raise UserError(f"paired test folders must hold the same file names; {len(lonely)} without a partner "
@@ -110,7 +137,7 @@ def plan_eval(*, a: str | Path | None = None, b: str | Path | None = None, data:
                       (lambda g=by_stem[f.stem]: _image(g, channels)) if paired else None) for f in src_files]
     what = "pairs matched by file name" if paired else "unpaired images"
     return EvalPlan(samples, [lambda g=g: _image(g, channels) for g in ref_files], paired,
-                    f"{len(src_files)} {what}: {src} -> {ref}")
+                    f"{len(src_files)} {what}: {src} -> {ref}", src_files + ref_files)
 
 
 def _resize(t: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -134,7 +161,11 @@ def translate_and_score(plan: EvalPlan, translate: Callable[[torch.Tensor], torc
     sums = {"l1": 0.0, "psnr": 0.0, "ssim": 0.0}
     if save_dir is not None:
         save_dir = Path(save_dir)
-        save_dir.mkdir(parents=True, exist_ok=True)
+        check_not_inputs(save_targets(plan, save_dir), plan.files)
+        try:
+            save_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the --save folder {save_dir}: {exc.strerror or exc}") from None
 
     def batches() -> Iterator[list[tuple[Sample, torch.Tensor]]]:
         group: list[tuple[Sample, torch.Tensor]] = []
@@ -149,7 +180,15 @@ def translate_and_score(plan: EvalPlan, translate: Callable[[torch.Tensor], torc
 
     def outputs() -> Iterator[torch.Tensor]:
         for group in batches():
-            ys = translate(torch.stack([x for _, x in group])).cpu()
+            try:
+                ys = translate(torch.stack([x for _, x in group])).cpu()
+            except UserError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - out of memory, a generator failing on odd sizes...
+                text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+                names = ", ".join(s.name for s, _ in group[:3]) + (", ..." if len(group) > 3 else "")
+                raise UserError(f"cannot translate the test image(s) {names}: {text}; a smaller --batch-size or "
+                                f"--image-size N may help") from None
             for (s, _), y in zip(group, ys):
                 y8 = unit_to_uint8(y)
                 if s.target is not None:
@@ -181,12 +220,13 @@ def evaluate_model(model: str | Path, *, a: str | Path | None = None, b: str | P
                    size: int | None = None, batch_size: int = 8, device: str = "auto", limit: int = 0,
                    kid_subsets: int = 100, kid_subset_size: int = 1000, save_dir: str | Path | None = None,
                    paired: bool | None = None, precision: str = "fp32", progress: ProgressFactory = no_progress,
-                   test_dropout: bool | None = None) -> dict:
+                   test_dropout: bool | None = None, other_outputs: list[Path] = ()) -> dict:
     """Translate the test inputs with the model and score them (see the module docstring).
 
     extractor=None skips FID/KID (paired metrics only). paired=None: --a/--b are paired by file
     stem when the model's method trains on paired data (pix2pix), unpaired otherwise.
     precision defaults to fp32 so that scores do not depend on the hardware's bf16 support.
+    other_outputs: files the caller will write afterwards (--json), refused up front if one is an input.
     """
     from img2img.methods import METHODS
     from img2img.translate import Translator
@@ -199,6 +239,9 @@ def evaluate_model(model: str | Path, *, a: str | Path | None = None, b: str | P
                      paired=paired)
     if extractor is None and not plan.paired:
         raise UserError("this test data is unpaired, so only FID/KID apply; do not skip them")
+    check_not_inputs([Path(p) for p in other_outputs], plan.files + [translator.model.path])
+    if save_dir is not None:
+        check_not_inputs(save_targets(plan, Path(save_dir)), plan.files)
     result: dict = {"model": str(model), "method": translator.model.method, "direction": translator.direction,
                     "data": plan.description, "mode": "paired" if plan.paired else "unpaired",
                     "images": len(plan.samples), "reference_images": len(plan.references), "image_size": size,

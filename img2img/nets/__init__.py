@@ -19,6 +19,7 @@ from img2img.nets.patchgan import PatchDiscriminator
 from img2img.nets.resnet import ResnetGenerator
 from img2img.nets.unet import UnetGenerator
 
+MAX_RESNET_BLOCKS, MAX_UNET_SIZE = 64, 4096  # sane depths: far beyond the papers' resnet_9 and unet_256
 GENERATOR_FORMS = "resnet_<blocks> (e.g. resnet_6, resnet_9) or unet_<size> (e.g. unet_128, unet_256; size a power of 2)"
 
 
@@ -32,13 +33,16 @@ def resolve_generator_name(name: str, image_size: int) -> str:
 
 def parse_generator_name(name: str) -> tuple[str, int]:
     """('resnet', n_blocks) or ('unet', n_down); a UserError for anything else."""
-    m = re.fullmatch(r"(resnet|unet)_(\d+)", name)
+    m = re.fullmatch(r"(resnet|unet)_(\d{1,6})", name) if isinstance(name, str) else None
     if m:
         family, n = m.group(1), int(m.group(2))
-        if family == "resnet" and n >= 1:
+        if family == "resnet" and 1 <= n <= MAX_RESNET_BLOCKS:
             return family, n
-        if family == "unet" and n >= 4 and n & (n - 1) == 0:
+        if family == "unet" and 4 <= n <= MAX_UNET_SIZE and n & (n - 1) == 0:
             return family, int(math.log2(n))
+        if family == "resnet" and n > MAX_RESNET_BLOCKS or family == "unet" and n > MAX_UNET_SIZE:
+            raise UserError(f"generator {name!r} is deeper than img2img builds (at most resnet_{MAX_RESNET_BLOCKS}, "
+                            f"unet_{MAX_UNET_SIZE})")
     raise UserError(f"unknown generator {name!r}; use {GENERATOR_FORMS}")
 
 

@@ -12,12 +12,15 @@ import torch.nn.functional as F
 from img2img.errors import UserError
 
 
+MIN_SIZE, MAX_SIZE = 8, 8192  # below 8 px the generators' padding breaks down; 8192 is far above any training size
+
+
 def processing_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
     """(h, w) with the short side equal to short_side and the aspect ratio kept; native when None."""
     if short_side is None:
         return height, width
-    if short_side < 1:
-        raise UserError("--size must be a positive number of pixels (the short side)")
+    if not MIN_SIZE <= short_side <= MAX_SIZE:
+        raise UserError(f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels (the short side to translate at), got {short_side}")
     scale = short_side / min(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
 

@@ -20,6 +20,8 @@ from img2img.modelfile import ModelFile, load_model
 from img2img.nets import generator_stride
 from img2img.nets.layers import for_fast_inference
 
+MIN_INPUT_SIDE = 5  # a ResNet generator's bottleneck reflection padding needs inputs of 5 px or more
+
 
 def pad_to_multiple(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     """Pad H and W up to multiples of stride, split evenly on both sides; returns (padded, (l, r, t, b))."""
@@ -97,10 +99,10 @@ class Translator:
                                             self.device, compile=compile)
         self.stride = generator_stride(arch["name"])
         self.channels = arch["in_channels"]
+        self.ngf = arch["ngf"]
         cond = entry.get("cond")
         self.cond = torch.tensor(cond, dtype=torch.float32, device=self.device)[None] if cond is not None else None
         self.tile = tile  # None: tile only images that would not fit in memory; 0: never; N: tiles of N pixels
-        self.ngf = arch["ngf"]
 
     def tile_size(self, height: int, width: int) -> int:
         """The tile side for an image of this size (0: whole)."""
@@ -122,6 +124,9 @@ class Translator:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < MIN_INPUT_SIDE:
+            raise UserError(f"a {x.shape[-1]}x{x.shape[-2]} px image is too small to translate "
+                            f"(at least {MIN_INPUT_SIDE} px per side)")
         x = x.to(self.device)
         padded, pads = pad_to_multiple(x, self.stride)
         cond = self.condition(x)
