@@ -446,6 +446,7 @@ def translate(
 def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) -> None:
     """Show what a model file holds: method, directions or domains, image size, parameters."""
     from img2img.modelfile import load_model
+    from img2img.nets import describe_discriminator, describe_generator
 
     mf = load_model(model)
     d = mf.data
@@ -458,10 +459,13 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
         table.add_row("attributes" if "attributes" in mf.directions else "domains", ", ".join(d["domains"]))
     table.add_row("trained at", f"{d['image_size']} px, {d['channels']} channel(s), {d['step']} steps")
     for name, g in d["generators"].items():
-        arch = g["arch"]
-        attention = f", self-attention at 1/{arch['attention']} of the input side" if arch.get("attention") else ""
-        table.add_row(f"generator {name}", f"{arch['name']}, ngf {arch['ngf']}, norm {arch['norm']}{attention}, "
-                      f"{mf.parameter_count()[name]:,} parameters")
+        attention = f", self-attention at 1/{g['arch']['attention']} of the input side" if g["arch"].get("attention") else ""
+        table.add_row(f"generator {name}", f"{describe_generator(g['arch'])}{attention}, {mf.parameter_count()[name]:,} parameters")
+    if "classifier" in d:
+        table.add_row("discriminator", describe_discriminator(d["classifier"]["arch"]))
+    init = d.get("config", {}).get("net", {}).get("init")
+    if init:
+        table.add_row("initialisation", "PyTorch default" if init == "default" else init)
     table.add_row("test-time norm", d.get("test_time_norm", "running"))
     if any(g["arch"].get("dropout") for g in d["generators"].values()):
         seed = mf.test_dropout_seed

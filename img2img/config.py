@@ -66,6 +66,8 @@ class DataConfig:
     direction: str = option("a2b", "which side is the input for paired data", ("a2b", "b2a"))
     image_size: int = option(256, "training crop size in pixels", ge=16, le=8192)
     load_size: int = option(0, "resize to this before the random crop; 0 = image_size*286/256 (the papers' ratio)", ge=0, le=16384)
+    center_crop: int = option(0, "first cut the centre square of this side (pixels) from each image, then resize (StarGAN's "
+                                 "CelebA: 178); 0 = off", ge=0, le=16384)
     flip: bool = option(True, "random horizontal flips (the same flip for both images of a pair)")
     channels: int = option(3, "image channels: 3 (RGB) or 1 (grayscale)", (1, 3))
 
@@ -80,9 +82,13 @@ class NetConfig:
     ngf: int = option(64, "generator filters in the first layer", ge=1, le=1024)
     ndf: int = option(64, "discriminator filters in the first layer", ge=1, le=1024)
     d_layers: int = option(3, "PatchGAN strided layers (3 = the 70x70 PatchGAN)", ge=1, le=10)
-    norm: str = option("instance", "normalisation layer", ("instance", "batch", "none"))
+    norm: str = option("instance", "normalisation layer (instance_affine: with a learned scale and shift, as StarGAN)",
+                       ("instance", "instance_affine", "batch", "none"))
+    padding: str = option("reflect", "padding of the ResNet generator's convolutions (StarGAN: zero)", ("reflect", "zero"))
+    resample_kernel: int = option(3, "kernel of the ResNet generator's stride-2 down/up convolutions: 3 (CycleGAN) or 4 (StarGAN)", (3, 4))
     dropout: bool = option(False, "dropout 0.5 in the generator (U-Net decoder / ResNet blocks)")
-    init: str = option("normal", "weight initialisation", ("normal", "xavier", "kaiming", "orthogonal"))
+    init: str = option("normal", "weight initialisation (default: PyTorch's own per layer, as StarGAN)",
+                       ("normal", "xavier", "kaiming", "orthogonal", "default"))
     init_gain: float = option(0.02, "scale of the initial weights", gt=0, le=10)
     spectral_norm: bool = option(False, "spectral normalisation on every discriminator layer")
     attention_res: int = option(0, "SAGAN self-attention block in the generator and the discriminator where their feature maps are this many pixels on a side at --image-size (image_size/2 or /4 fit every net; e.g. 16 at 64 px); 0 = none", ge=0)

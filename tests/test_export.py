@@ -135,3 +135,20 @@ def test_onnx_without_the_extra_says_what_to_install(trained, cli, tmp_path, mon
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
     result = cli(["export", trained("pix2pix"), "-o", tmp_path / "m.onnx"])
     assert result.exit_code == 2 and 'pip install "img2img[onnx]"' in result.output
+
+
+def test_onnx_label_input_moves_the_output_as_pytorch_does(trained, cli, tmp_path):
+    """The exported StarGAN takes its label as a graph input: changing it changes the onnxruntime output
+    by a large share of the output's scale, and each output matches PyTorch's for the same label."""
+    model = trained("stargan")
+    out = tmp_path / "stargan.onnx"
+    assert cli(["export", model, "-o", out]).exit_code == 0
+    x, _ = _inputs(model, 4, 32, 32, seed=3)
+    n = len(load_model(model).data["domains"])
+    outputs = []
+    for k in range(n):
+        cond = torch.eye(n)[[k] * len(x)]
+        got = run_onnx(out, x, cond)
+        assert float((got - _reference(model, None, x, cond)).abs().max()) < TOLERANCE
+        outputs.append(got)
+    assert float((outputs[0] - outputs[1]).abs().mean() / outputs[0].abs().mean()) > 0.05

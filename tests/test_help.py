@@ -94,7 +94,7 @@ def test_train_help_lists_the_methods_options_with_defaults_and_choices(method):
 def test_brackets_in_settings_survive():
     shown = help_of("train", "cyclegan")
     assert "TOML file with [data] [net] [train] [loss] tables" in shown
-    assert "instance|batch|none" in shown and "vanilla|lsgan|hinge|wgan-gp" in shown
+    assert "instance|instance_affine|batch|none" in shown and "vanilla|lsgan|hinge|wgan-gp" in shown
     assert "--labels" not in shown and "--direction" not in help_of("train", "cyclegan")
     assert "--labels" not in help_of("train", "pix2pix") and "a2b|b2a" in help_of("train", "pix2pix")
     assert "--a " not in help_of("train", "stargan")

@@ -68,6 +68,12 @@ def load(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def read_images(paths) -> torch.Tensor:
+    """Written images as one (N, 3, H, W) tensor in [-1, 1], the generator's output range."""
+    return torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32)).permute(2, 0, 1)
+                        for p in paths]) / 127.5 - 1
+
+
 def build(data: dict, **overrides) -> tuple[StarGAN, object]:
     cfg = config_mod.build_config(StarGAN, None, {**TINY_OVERRIDES, "train.steps": 10, "train.batch_size": 3,
                                                   "net.generator": "resnet_1", **data, **overrides})
@@ -155,6 +161,25 @@ def test_bad_label_csvs_are_user_errors(tmp_path, attr_data, header, row, attrs,
         domain_spec(DataConfig(images=str(images), labels=str(tmp_path / "none.csv")))
 
 
+def test_center_crop_keeps_the_centre_square_then_resizes():
+    """StarGAN's face preprocessing (data.center_crop): the centre square, resized; never padded when larger."""
+    from img2img.data.transforms import PairTransform
+
+    arr = np.zeros((60, 40, 3), dtype=np.uint8)
+    arr[:] = (200, 0, 0)  # red border...
+    arr[20:40, 10:30] = (0, 200, 0)  # ...around a green 20x20 centre
+    img = Image.fromarray(arr)
+    crop = PairTransform(DataConfig(image_size=16, load_size=16, flip=False, center_crop=20)).single(img)
+    assert crop.shape == (3, 16, 16) and float(crop[1].min()) > 0.5 and float(crop[0].max()) < -0.5  # all green
+    cached = PairTransform(DataConfig(image_size=16, load_size=16, flip=False, center_crop=20)).resized(img)
+    assert cached.shape == (3, 16, 16) and int(cached[1].min()) > 150 and int(cached[0].max()) < 50  # the cache's stage too
+    whole = PairTransform(DataConfig(image_size=16, load_size=16, flip=False, center_crop=100)).single(img)
+    assert not bool((whole < -0.99).all(0).any())  # no black padding
+    assert float((whole[0] > 0.5).float().mean()) > 0.3  # the red top and bottom bands are kept (40x40 of 40x60)
+    plain = PairTransform(DataConfig(image_size=16, load_size=16, flip=False)).single(img)
+    assert float((plain[0] > 0.5).float().mean()) > float((whole[0] > 0.5).float().mean())  # off: the whole image
+
+
 # ----- the objective
 
 def test_paper_defaults():
@@ -162,10 +187,50 @@ def test_paper_defaults():
     t, w = cfg.train, cfg.loss
     assert (t.gan_loss, t.gp_weight, t.lr, t.beta1, t.beta2, t.batch_size, t.lr_policy, t.decay_start) == \
         ("wgan-gp", 10.0, 1e-4, 0.5, 0.999, 16, "linear", 0.5)
-    assert (w.lambda_cls, w.lambda_rec, w.n_critic, w.d_norm) == (1.0, 10.0, 5, "none")
-    assert (cfg.net.generator, cfg.net.norm, cfg.data.image_size) == ("resnet_6", "instance", 128)
-    # The global D: 5 halvings at 128 px leave a 2x2 real/fake map, as the paper's D.
+    assert (w.lambda_cls, w.lambda_rec, w.n_critic, w.d_norm, w.d_form) == (1.0, 10.0, 5, "none", "paper")
+    n = cfg.net
+    assert (n.generator, n.norm, n.padding, n.resample_kernel, n.init, n.ngf, n.ndf, cfg.data.image_size) == \
+        ("resnet_6", "instance_affine", "zero", 4, "default", 64, 64, 128)
+    # With --d-form patch and the global D: 5 halvings at 128 px leave a 2x2 real/fake map, as the paper's D.
     assert patch_output_size(128, max(1, (128).bit_length() - 3)) == 2
+
+
+def test_a_run_saved_before_the_paper_nets_resumes_with_its_own_nets():
+    """Settings missing from an older run's saved config mean what that run used, not the new defaults."""
+    saved = config_mod.build_config(StarGAN, None, {"data.data": "x"}).to_dict()
+    for section, key in (("loss", "d_form"), ("net", "padding"), ("net", "resample_kernel")):
+        del saved[section][key]
+    saved["net"].update(norm="instance", init="normal")
+    cfg = config_mod.from_dict(saved, StarGAN)
+    assert (cfg.loss.d_form, cfg.net.padding, cfg.net.resample_kernel) == ("patch", "reflect", 3)
+
+
+def test_paper_nets_are_the_authors_at_128_px(domain_dir):
+    """yunjey/stargan model.py: D = 6 stride-2 4x4 convs 64..2048 wide, LeakyReLU 0.01, no norm, a 3x3
+    real/fake head and a 2x2 class kernel at 128 px; G = 4x4 stride-2 down/up convs, affine IN, zero padding."""
+    cfg = config_mod.build_config(StarGAN, None, {"data.data": str(domain_dir), "train.device": "cpu"})
+    with torch.device("meta"):  # full size (D alone has 44 M weights): shapes only, nothing computed
+        m = StarGAN(cfg, torch.device("meta"))
+        src, cls = m.D.forward_with_classes(torch.empty(2, 3, 128, 128))
+        y = m.G(torch.empty(2, 3, 128, 128), torch.empty(2, 3))
+    convs = [c for c in m.D.trunk if isinstance(c, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs] == \
+        [(64 * 2**i, (4, 4), (2, 2), (1, 1)) for i in range(6)]
+    assert {c.negative_slope for c in m.D.trunk if isinstance(c, torch.nn.LeakyReLU)} == {0.01}
+    assert not any(isinstance(x, (torch.nn.InstanceNorm2d, torch.nn.BatchNorm2d)) for x in m.D.modules())
+    assert (m.D.adv_head.kernel_size, m.D.cls_head.kernel_size) == ((3, 3), (2, 2))
+    assert m.D.adv_head.bias is None and m.D.cls_head.bias is None
+    assert src.shape == (2, 1, 2, 2) and cls.shape == (2, 3) and y.shape == (2, 3, 128, 128)
+    resample = [c for c in m.G.model if isinstance(c, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and c.stride == (2, 2)]
+    assert [(c.kernel_size, c.padding) for c in resample] == [((4, 4), (1, 1))] * 4
+    norms = [x for x in m.G.modules() if isinstance(x, torch.nn.InstanceNorm2d)]
+    assert norms and all(x.affine and not x.track_running_stats for x in norms)
+    assert not any(isinstance(x, torch.nn.ReflectionPad2d) for x in m.G.modules())
+    assert m.arch_g["first_pad"] == "zero" and m.arch_g["cond_channels"] == 3
+    # PyTorch's default init (as the authors'): conv weights of std about 1/sqrt(3 * fan_in), not 0.02.
+    small = StarGAN(config_mod.build_config(StarGAN, None, {**TINY_OVERRIDES, "data.data": str(domain_dir)}), torch.device("cpu"))
+    w = small.G.model[1].weight.detach()
+    assert float(w.std()) == pytest.approx((3 * w[0].numel()) ** -0.5, rel=0.15)
 
 
 def test_classification_losses():
@@ -185,10 +250,75 @@ def test_d_has_no_norm_two_heads_and_g_takes_the_label_as_channels(domain_dir):
     x = ds[(0, 0, 0)]["a"][None]
     src, cls = m.D.forward_with_classes(x)
     assert src.shape == (1, 1, 2, 2) and cls.shape == (1, 3)
-    # Different target labels give different translations of the same input.
+
+
+def label_effect(g, x: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> float:
+    """mean |G(x, c1) - G(x, c2)| / mean |G(x, c1)|: how far the label moves the output, relative to its scale."""
     with torch.no_grad():
-        y0, y1 = m.G(x, torch.tensor([[1.0, 0, 0]])), m.G(x, torch.tensor([[0, 0, 1.0]]))
-    assert not torch.allclose(y0, y1)
+        y1, y2 = g(x, c1), g(x, c2)
+    return float((y1 - y2).abs().mean() / y1.abs().mean())
+
+
+def one_hots(n: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two different one-hot targets for every image of a batch."""
+    k = torch.arange(batch) % n
+    return F.one_hot(k, n).float(), F.one_hot((k + 1) % n, n).float()
+
+
+# Every generator form a StarGAN can use (ResNet with any block count and U-Net), with each norm under
+# which the label was erased, at the paper's default init and at the CycleGAN-style N(0, 0.02) one.
+GENERATOR_FORMS = [("resnet_6", {}), ("resnet_1", {}), ("resnet_2", {"net.padding": "reflect", "net.resample_kernel": 3}),
+                   ("unet_32", {}), ("unet_16", {})]
+
+
+@pytest.mark.parametrize("norm", ["instance_affine", "instance"])
+@pytest.mark.parametrize("init", ["default", "normal"])
+@pytest.mark.parametrize("generator,extra", GENERATOR_FORMS)
+def test_the_label_moves_an_initialised_generators_output(domain_dir, generator, extra, norm, init):
+    m, _ = build({"data.data": str(domain_dir)}, **{"net.generator": generator, "net.norm": norm, "net.init": init,
+                                                    "net.ngf": 16, **extra})
+    x = torch.rand(6, 3, 32, 32) * 2 - 1
+    g = m.inference_copy(m.G)
+    assert label_effect(g, x, *one_hots(3, 6)) > 0.05
+
+
+def test_reflection_padding_before_instance_norm_erases_the_label():
+    """The old arrangement, pinned: a reflection-padded first conv turns each constant label map into a
+    per-channel offset and the instance norm after it subtracts that offset, so the label changes
+    nothing (float round-off only). Zero padding, on the same weights, lets it through."""
+    from img2img.nets import build_generator
+
+    old = {"name": "resnet_6", "in_channels": 3, "out_channels": 3, "ngf": 16, "norm": "instance", "dropout": False,
+           "cond_channels": 4}  # an arch dict as files written before first_pad hold it
+    torch.manual_seed(0)
+    g_old = build_generator(old).eval()
+    g_new = build_generator({**old, "first_pad": "zero"}).eval()
+    assert isinstance(g_old.model[0], torch.nn.ReflectionPad2d) and isinstance(g_new.model[0], torch.nn.ZeroPad2d)
+    g_new.load_state_dict(g_old.state_dict())  # same layers, same weight names: only the padding differs
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    c1, c2 = one_hots(4, 4)
+    assert label_effect(g_old, x, c1, c2) < 1e-4
+    assert label_effect(g_new, x, c1, c2) > 0.05
+
+
+def test_a_model_file_from_before_the_fix_loads_and_behaves_as_it_did(tmp_path):
+    """Arch dicts without padding/first_pad/resample_kernel keys rebuild the reflection-padded 3x3 net."""
+    from img2img.modelfile import save_model
+    from img2img.nets import build_generator
+
+    old = {"name": "resnet_2", "in_channels": 3, "out_channels": 3, "ngf": 8, "norm": "instance", "dropout": False,
+           "cond_channels": 3}
+    torch.manual_seed(0)
+    net = build_generator(old)
+    cfg = config_mod.build_config(StarGAN, None, {**TINY_OVERRIDES, "data.data": "x"}).to_dict()
+    save_model(tmp_path / "old.pt", method="stargan", generators={"G": (old, net)}, config=cfg, step=1,
+               directions={"to:a": {"generator": "G", "cond": [1.0, 0.0, 0.0]}}, domains=["a", "b", "c"])
+    loaded = load_model(tmp_path / "old.pt").generator("G")
+    assert [type(x) for x in loaded.model[:2]] == [torch.nn.ReflectionPad2d, torch.nn.Conv2d]
+    assert loaded.model[4].kernel_size == (3, 3)
+    x, c = torch.rand(2, 3, 32, 32) * 2 - 1, torch.eye(3)[:2]
+    with torch.no_grad():
+        assert torch.equal(loaded(x, c), net.eval()(x, c))
 
 
 def test_g_is_updated_once_per_n_critic_steps(domain_dir):
@@ -201,7 +331,7 @@ def test_g_is_updated_once_per_n_critic_steps(domain_dir):
     assert all(torch.equal(a, b) for a, b in zip(g0, m.G.parameters()))
     out = m.train_step(batch, 2)
     assert {"G_adv", "G_cls", "rec"} <= set(out)
-    assert not all(torch.equal(a, b) for a, b in zip(g0, m.G.parameters()))
+    assert max(float((a - b).abs().max()) for a, b in zip(g0, m.G.parameters())) > 1e-5  # an Adam step of lr 1e-4
 
 
 def test_classification_loss_falls_on_a_toy_problem(domain_dir):
@@ -215,6 +345,40 @@ def test_classification_loss_falls_on_a_toy_problem(domain_dir):
     assert torch.equal(predicted, batch["label"].argmax(1))
 
 
+# ----- a toy task the method must learn
+
+def test_stargan_learns_to_recolour_shapes(cli, tmp_path):
+    """Grey images with red, green or blue shapes, one domain per colour. After 200 steps (about 20 s of
+    CPU) translations to each other domain must be recognised as that domain by their mean colour (the
+    nearest of the three domains' mean colours) at least 90% of the time; the identity scores 0%."""
+    from img2img.data.io import list_images, load_image, pil_to_tensor
+    from img2img.data.synthetic import make_domains
+
+    data = make_domains(tmp_path / "data", count=16, size=32)
+    run = tmp_path / "run"
+    result = cli(["train", "stargan", "--data", data, "--out", run, "--steps", "200", "--batch-size", "8",
+                  "--image-size", "32", "--load-size", "32", "--generator", "resnet_2", "--ngf", "16", "--ndf", "16",
+                  "--lr", "5e-4", "--n-critic", "2", "--device", "cpu", "--seed", "0", "--sample-every", "0", "-q"])
+    assert result.exit_code == 0, result.output
+    mf = load_model(run / "model.pt")
+    domains = mf.data["domains"]
+    images = {d: torch.stack([pil_to_tensor(load_image(p)) for p in list_images(data / d)]) for d in domains}
+    centres = torch.stack([images[d].mean(dim=(0, 2, 3)) for d in domains])
+    for s, d in enumerate(domains):  # the check tells the domains apart: every real image gets its own
+        assert torch.equal(torch.cdist(images[d].mean(dim=(2, 3)), centres).argmin(1), torch.full((16,), s))
+    translators = dict(domain_translators(mf, "all", device="cpu"))
+    hits = total = 0
+    for source in domains:
+        for t, target in enumerate(domains):
+            if target == source:
+                continue
+            with torch.no_grad():
+                y = translators[f"_{target}"](images[source])
+            hits += int((torch.cdist(y.mean(dim=(2, 3)), centres).argmin(1) == t).sum())
+            total += len(y)
+    assert hits / total >= 0.9, f"{hits}/{total} translations have their target domain's colour"
+
+
 # ----- CLI: train, model file, translate, resume
 
 def test_train_translate_to_a_domain_and_to_all(cli, tmp_path, domain_dir):
@@ -225,14 +389,22 @@ def test_train_translate_to_a_domain_and_to_all(cli, tmp_path, domain_dir):
     assert model["domains"] == ["blue", "green", "red"]
     assert model["directions"]["to:red"] == {"generator": "G", "cond": [0.0, 0.0, 1.0]}
     assert model["classifier"]["arch"]["n_classes"] == 3
-    info = cli(["info", run / "model.pt"]).output
+    info = " ".join(cli(["info", run / "model.pt"]).output.split())  # rich wraps long rows
     assert "blue, green, red" in info
+    for detail in ("norm instance_affine", "zero padding", "4x4 down/up convs", "3 label maps into a zero-padded first conv",
+                   "4 stride-2 4x4 convs (8..64 wide)", "LeakyReLU 0.01", "3x3 real/fake head",
+                   "2x2 class head over the whole map", "PyTorch default"):
+        assert detail in info, detail
 
     src = domain_dir / "red"
     result = cli(["translate", run / "model.pt", src, "-o", tmp_path / "all", "--to", "all", "-q"])
     assert result.exit_code == 0, result.output
     expected = sorted(f"{p.stem}_{d}.png" for p in src.iterdir() for d in ("blue", "green", "red"))
     assert sorted(p.name for p in (tmp_path / "all").iterdir()) == expected
+    # Each domain's output differs from the others' by a large share of the output's scale.
+    outs = {d: read_images(sorted((tmp_path / "all").glob(f"*_{d}.png"))) for d in ("blue", "green", "red")}
+    for d1, d2 in (("blue", "green"), ("green", "red"), ("red", "blue")):
+        assert float((outs[d1] - outs[d2]).abs().mean() / outs[d1].abs().mean()) > 0.05, (d1, d2)
     result = cli(["translate", run / "model.pt", src / "red0.png", "-o", tmp_path / "one", "--to", "green", "-q"])
     assert result.exit_code == 0 and [p.name for p in (tmp_path / "one").iterdir()] == ["red0.png"]
     with Image.open(tmp_path / "one" / "red0.png") as img:
@@ -278,6 +450,11 @@ def test_attribute_model_sets_some_attributes_and_keeps_the_rest(cli, tmp_path, 
 
     result = cli(["translate", run / "model.pt", images / "img0.png", "-o", tmp_path / "o", "--to", "Red=1,Bright=-1", "-q"])
     assert result.exit_code == 0 and (tmp_path / "o" / "img0.png").is_file()
+    # Opposite attribute settings give translations far apart (the label reaches the output).
+    for to, out in (("Red=1,Bright=0", "p"), ("Red=0,Bright=1", "q")):
+        assert cli(["translate", run / "model.pt", images, "-o", tmp_path / out, "--to", to, "-q"]).exit_code == 0
+    p, q = (read_images(sorted((tmp_path / d).iterdir())) for d in ("p", "q"))
+    assert p.shape == (8, 3, 32, 32) and float((p - q).abs().mean() / p.abs().mean()) > 0.05
     result = cli(["translate", run / "model.pt", images, "-o", tmp_path / "all", "--to", "all", "-q"])
     assert result.exit_code == 0 and len(list((tmp_path / "all").iterdir())) == 16
     result = cli(["translate", run / "model.pt", images, "-o", tmp_path / "bad", "--to", "Blond=1", "-q"])

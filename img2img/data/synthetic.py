@@ -94,3 +94,35 @@ def make_unpaired(folder: str | Path, count: int = 16, size: int = 64, seed: int
         img = np.where(_disks(rng, size)[..., None], np.repeat(stripes, 3, -1), img)
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(b_dir / f"b{n:04d}.png")
     return a_dir, b_dir
+
+
+SHAPE_COLOURS = {"red": (210, 40, 40), "green": (40, 190, 50), "blue": (40, 60, 210)}
+SHAPE_BACKGROUND = 128.0
+
+
+def shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
+    """One or two random disks or squares covering roughly a quarter of a size x size image."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    mask = np.zeros((size, size), dtype=bool)
+    for _ in range(rng.integers(1, 3)):
+        cx, cy = rng.integers(size // 4, size - size // 4, size=2)
+        r = rng.integers(size // 6, size // 4 + 1)
+        if rng.random() < 0.5:
+            mask |= (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+        else:
+            mask |= (abs(xx - cx) <= r) & (abs(yy - cy) <= r)
+    return mask
+
+
+def make_domains(folder: str | Path, count: int = 16, size: int = 32, seed: int = 0) -> Path:
+    """Write folder/<colour>/ (red, green, blue): grey images with shapes of that colour (StarGAN's
+    layout: one sub-folder per domain). Translating to a domain should recolour the shapes; returns folder."""
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    for name, colour in SHAPE_COLOURS.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for n in range(count):
+            img = np.full((size, size, 3), SHAPE_BACKGROUND, dtype=np.float32) + rng.normal(0, 8, (size, size, 1))
+            img = np.where(shape_mask(rng, size)[..., None], np.array(colour, dtype=np.float32), img)
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / name / f"{name}{n:03d}.png")
+    return folder

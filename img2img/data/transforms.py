@@ -12,6 +12,8 @@ RandomHorizontalFlip: one uniform number), so both paths give bit-identical batc
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from PIL import Image
 from torchvision import tv_tensors
@@ -20,11 +22,27 @@ from torchvision.transforms import v2
 from img2img.config import DataConfig
 
 
+def center_square(img: torch.Tensor, side: int) -> torch.Tensor:
+    """The centre side x side square of img (the whole shorter side where img is smaller: never padded)."""
+    h, w = img.shape[-2:]
+    return v2.functional.center_crop(img, [min(side, h, w)] * 2)
+
+
+def center_crop_steps(side: int) -> list:
+    """StarGAN's face preprocessing starts with a centre crop (CelebA: 178 px of the 178x218 image), then
+    resizes; data.center_crop = 0 skips it. A partial, not a lambda, so DataLoader workers can pickle it."""
+    return [v2.Lambda(functools.partial(center_square, side=side))] if side else []
+
+
 class PairTransform:
     def __init__(self, cfg: DataConfig):
         self.load_size, self.crop_size, self.flip, self.channels = cfg.resolved_load_size, cfg.image_size, cfg.flip, cfg.channels
-        # Bicubic as the reference (transforms.Resize(..., Image.BICUBIC)); antialiased when shrinking.
-        self.resize = v2.Resize((self.load_size, self.load_size), interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
+        # The deterministic first stage: the optional centre crop, then a resize, bicubic as the reference
+        # (transforms.Resize(..., Image.BICUBIC)); antialiased when shrinking.
+        self.resize = v2.Compose([
+            *center_crop_steps(cfg.center_crop),
+            v2.Resize((self.load_size, self.load_size), interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+        ])
         self._flip_p = 0.5
         steps = [self.resize, v2.RandomCrop(cfg.image_size)]
         if cfg.flip:

@@ -29,10 +29,15 @@ def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
 
 
 def generator_arch(cfg: RunConfig, cond_channels: int = 0) -> dict:
-    """The arch dict of the generator a run's settings describe."""
+    """The arch dict of the generator a run's settings describe.
+
+    A conditional generator's first conv is always zero-padded (first_pad), whatever net.padding says:
+    with reflection the label maps become offsets that the instance norm after it removes (nets.layers).
+    """
     n, d = cfg.net, cfg.data
     arch = {"name": resolve_generator_name(n.generator, d.image_size), "in_channels": d.channels,
-            "out_channels": d.channels, "ngf": n.ngf, "norm": n.norm, "dropout": n.dropout, "cond_channels": cond_channels}
+            "out_channels": d.channels, "ngf": n.ngf, "norm": n.norm, "dropout": n.dropout, "cond_channels": cond_channels,
+            "padding": n.padding, "first_pad": "zero" if cond_channels else n.padding, "resample_kernel": n.resample_kernel}
     if n.attention_res:  # only when set, so files without the option describe the same nets as before
         arch["attention"] = attention_divisor(cfg)
     return arch

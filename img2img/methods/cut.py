@@ -12,7 +12,7 @@ batch 1, 400 epochs (200 constant + 200 linear decay) for horse2zebra; 256 patch
 Layers (reference nce_layers 0,4,8,12,16 of its anti-aliased ResNet's module list): the paper names them as
 RGB pixels, the first and second downsampling convolutions, and the first and fifth residual blocks. Our
 ResNet has no blur-pool modules, so the same five points are found by kind, not by number, in
-ResnetGenerator.model: the leading ReflectionPad2d (the padded input), the first and second stride-2 convs
+ResnetGenerator.model: the leading padding layer (the padded input), the first and second stride-2 convs
 (before their norm, as in the reference), and the outputs of residual blocks 1 and 5 (with fewer than 5
 blocks, the last). For resnet_9 without options these are indices 0, 4, 7, 10, 14.
 """
@@ -50,7 +50,7 @@ def encoder_taps(generator: nn.Module) -> list[int]:
     layers = list(generator.model)
     strided = [i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
     blocks = [i for i, m in enumerate(layers) if isinstance(m, ResnetBlock)]
-    if not isinstance(layers[0], nn.ReflectionPad2d) or len(strided) < 2 or not blocks:
+    if len(strided) < 2 or not blocks:
         raise ValueError("CUT needs a ResNet generator with two downsamplings and residual blocks")
     return [0, strided[0], strided[1], blocks[0], blocks[min(4, len(blocks) - 1)]]
 

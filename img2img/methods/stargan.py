@@ -10,15 +10,24 @@ Paper:  D: L_D = -L_adv + lambda_cls * L_cls^r        G: L_G = L_adv + lambda_cl
         Target labels: a random permutation of the batch's real labels. Multi-label attributes use a
         sum of per-attribute binary cross-entropies; single-label domains (one sub-folder each) use
         cross-entropy, as in the reference code's RaFD setting.
-Code (vs. paper): G is the shared ResNet generator (resnet_6 by default, 3x3 downsampling, InstanceNorm
-without affine) with the target label broadcast as extra input channels; D is the shared PatchGAN trunk
-with an adversarial head and a class head (class logits averaged over positions) instead of the paper's
-six-layer global D with a full-image class kernel. D has no normalisation, as in the paper (loss.d_norm;
-normalising a WGAN-GP critic would make the per-sample gradient penalty depend on the rest of the
-batch). loss.global_d (default) sets D's depth from the image size, as the paper's D does: 5 halvings at
-128 px, a 2x2 real/fake map (the paper's channels grow to 2048, the shared trunk stops at 8*ndf). Data: resize then
-random crop and flip as for the other methods (the paper centre-crops CelebA; pass --load-size equal to
---image-size for no crop jitter).
+Code (vs. paper): by default (loss.d_form "paper" and the paper defaults below) the nets are the authors'
+(yunjey/stargan model.py), built as options of the shared backbone:
+  G: the ResNet generator (resnet_6) with zero padding, 4x4 stride-2 down/up convs, affine InstanceNorm
+     and no conv biases before the norms. The target label enters as constant input maps; the first conv
+     MUST zero-pad them (arch first_pad, always "zero" for a conditional G): reflection padding makes each
+     constant map a per-channel offset that the instance norm subtracts, so the label never reached the
+     output (measured: 1e-5 of the output's scale). The authors' code notes the same. Their
+     InstanceNorm2d(affine, track_running_stats) is never put in eval mode by their test code, so it
+     normalises each image by its own statistics at test time too: norm "instance_affine" does that.
+  D: log2(size) - 1 stride-2 4x4 convs (6 at 128 px: a 2x2 map), widths 64 doubling to at most 2048,
+     LeakyReLU 0.01, no normalisation (normalising a WGAN-GP critic would make the per-sample gradient
+     penalty depend on the rest of the batch), a 3x3 real/fake head and a class head whose kernel covers
+     the whole final map, heads without bias.
+  Init: PyTorch's default per layer (net.init "default"), as their code calls no init.
+  Kept different: G's last 7x7 conv has a bias (theirs has none; one constant per channel before tanh).
+loss.d_form "patch" uses the shared PatchGAN trunk instead (depth from loss.global_d / net.d_layers).
+Data: resize then random crop and flip as for the other methods; the paper centre-crops its faces
+(CelebA: 178 px) and then resizes with no crop jitter: --set data.center_crop=178 --load-size 128.
 The model file also keeps D's classifier, so translate can read an input's current attributes (multi-
 label models: set some, keep the rest) and anyone can check translations with the paper's own test.
 """
@@ -44,13 +53,18 @@ class StarGANLoss:
     lambda_rec: float = option(10.0, "weight of the reconstruction L1 loss (translate there and back)", ge=0, le=1e6)
     n_critic: int = option(5, "discriminator updates per generator update", ge=1, le=100)
     d_norm: str = option("none", "discriminator normalisation (the paper's D has none)", ("none", "instance"))
+    # The dataclass default is what runs saved before this option used; new runs get "paper" from paper_defaults.
+    d_form: str = option("patch", "discriminator: 'paper' = the authors' D (log2(size) - 1 stride-2 convs, widths up to 32*ndf, "
+                                  "LeakyReLU 0.01, 3x3 real/fake head, full-map class head); 'patch' = the shared PatchGAN trunk",
+                         ("paper", "patch"))
     global_d: bool = option(True, "size D to the image as the paper does (log2(image size) - 2 halvings: a 2x2 real/fake map and a "
-                                  "class head that sees the whole image), replacing net.d_layers; --no-global-d keeps net.d_layers (a PatchGAN)")
+                                  "class head that sees the whole image), replacing net.d_layers; --no-global-d keeps net.d_layers (d_form 'patch' only)")
 
     @property
     def sizes_discriminator(self) -> bool:
-        """With global_d the method picks D's depth from the image size, so net.d_layers is not checked against it."""
-        return self.global_d
+        """With the paper's D or global_d the method picks D's depth from the image size, so net.d_layers is
+        not checked against it."""
+        return self.d_form == "paper" or self.global_d
 
 
 def classification_loss(logits: torch.Tensor, target: torch.Tensor, multi_label: bool) -> torch.Tensor:
@@ -59,6 +73,11 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, multi_label:
     if multi_label:
         return F.binary_cross_entropy_with_logits(logits, target.float(), reduction="sum") / logits.shape[0]
     return F.cross_entropy(logits, target.argmax(1))
+
+
+def paper_discriminator_layers(image_size: int) -> int:
+    """The authors' D depth: stride-2 convs until a 2x2 map (3x3 where the size is not a power of 2)."""
+    return max(1, image_size.bit_length() - 2)
 
 
 def patch_output_size(image_size: int, d_layers: int) -> int:
@@ -71,7 +90,8 @@ class StarGAN(Method):
     summary = "many domains with one conditional generator (Choi et al. 2018)"
     dataset_kind = "domains"
     LossConfig = StarGANLoss
-    paper_defaults = {"net.generator": "resnet_6", "net.norm": "instance", "net.dropout": False,
+    paper_defaults = {"net.generator": "resnet_6", "net.norm": "instance_affine", "net.dropout": False,
+                      "net.padding": "zero", "net.resample_kernel": 4, "net.init": "default", "loss.d_form": "paper",
                       "train.gan_loss": "wgan-gp", "train.gp_weight": 10.0, "train.lr": 1e-4, "train.beta1": 0.5,
                       "train.beta2": 0.999, "train.batch_size": 16, "train.steps": 200000, "train.lr_policy": "linear",
                       "train.decay_start": 0.5, "data.image_size": 128}
@@ -84,15 +104,19 @@ class StarGAN(Method):
         if cfg.loss.n_critic < 1:
             raise UserError(f"loss.n_critic must be at least 1, got {cfg.loss.n_critic}")
         size = cfg.data.image_size
-        if cfg.loss.global_d:  # recorded in the run's config, like the 'unet' generator name
+        if cfg.loss.d_form == "paper":  # recorded in the run's config, like the 'unet' generator name
+            cfg.net.d_layers = paper_discriminator_layers(size)
+        elif cfg.loss.global_d:
             cfg.net.d_layers = max(1, size.bit_length() - 3)
         layers = cfg.net.d_layers
-        if patch_output_size(size, layers) < 1:
+        if cfg.loss.d_form == "patch" and patch_output_size(size, layers) < 1:
             fit = max(k for k in range(1, 12) if patch_output_size(size, k) >= 2)  # a 2x2 map, as the paper's D
             raise UserError(f"the discriminator with net.d_layers={layers} halves the image {layers} times, too often for "
                             f"{size} px images (needs {3 * 2**layers} px); use --set net.d_layers={fit} or --global-d")
         self.arch_g = self.generator_arch(cond_channels=n)
         self.arch_d = {**self.discriminator_arch(cfg.data.channels, n_classes=n), "norm": cfg.loss.d_norm}
+        if cfg.loss.d_form == "paper":
+            self.arch_d.update(form="strided", max_mult=32, slope=0.01, adv_kernel=3, cls_kernel=size >> layers, head_bias=False)
         self.G, self.D = self.new_generator(self.arch_g), self.new_discriminator(self.arch_d)
         self.opt_G = self.adam(self.G.parameters(), cfg.train.lr)
         self.opt_D = self.adam(self.D.parameters(), self.lr_d)

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from img2img.errors import UserError
-from img2img.nets.layers import NORMS, init_weights
+from img2img.nets.layers import NORMS, PADDINGS, init_weights
 from img2img.nets.patchgan import PatchDiscriminator
 from img2img.nets.resnet import ResnetGenerator
 from img2img.nets.unet import UnetGenerator
@@ -52,7 +52,14 @@ def generator_stride(name: str) -> int:
 
 
 def build_generator(arch: dict) -> nn.Module:
-    """Build (uninitialised) from an arch dict: name, in/out/cond channels, ngf, norm, dropout."""
+    """Build (uninitialised) from an arch dict: name, in/out/cond channels, ngf, norm, dropout.
+
+    ResNet keys added later read as the behaviour files had before them, so an older model file
+    rebuilds the same net: padding "reflect", first_pad = padding, resample_kernel 3. (Such old
+    conditional ResNets ignore their label; methods write first_pad "zero" for new ones.)
+    The U-Net zero-pads its strided 4x4 convs and has no norm after the first one, so the label
+    maps reach it as they are; it has no padding options.
+    """
     family, n = parse_generator_name(arch["name"])
     common = dict(in_channels=arch["in_channels"], out_channels=arch["out_channels"], ngf=arch["ngf"],
                   norm=arch["norm"], dropout=arch["dropout"], cond_channels=arch.get("cond_channels", 0),
@@ -61,7 +68,11 @@ def build_generator(arch: dict) -> nn.Module:
         raise UserError(f"unknown norm {arch['norm']!r}; choose from {', '.join(NORMS)}")
     try:
         if family == "resnet":
-            return ResnetGenerator(n_blocks=n, **common)
+            padding = arch.get("padding", "reflect")
+            if padding not in PADDINGS or arch.get("first_pad", padding) not in PADDINGS:
+                raise UserError(f"unknown padding in {arch!r}; choose from {', '.join(PADDINGS)}")
+            return ResnetGenerator(n_blocks=n, padding=padding, first_pad=arch.get("first_pad", padding),
+                                   resample_kernel=arch.get("resample_kernel", 3), **common)
         return UnetGenerator(n_down=n, **common)
     except ValueError as exc:  # an option the chosen architecture cannot take
         raise UserError(f"generator {arch['name']}: {exc}") from None
@@ -78,15 +89,52 @@ def generator_gflop(arch: dict, height: int, width: int | None = None) -> float:
     return counter.get_total_flops() / 1e9
 
 
+# Discriminator keys added later, with the values that reproduce files written before them.
+D_OPTION_DEFAULTS = {"form": "patch", "max_mult": 8, "slope": 0.2, "adv_kernel": 4, "cls_kernel": 0, "head_bias": True}
+
+
 def build_discriminator(arch: dict) -> nn.Module:
+    options = {k: arch.get(k, v) for k, v in D_OPTION_DEFAULTS.items()}
     try:
         return PatchDiscriminator(in_channels=arch["in_channels"], ndf=arch["ndf"], n_layers=arch["n_layers"],
                                   norm=arch["norm"], spectral_norm=arch.get("spectral_norm", False),
                                   n_classes=arch.get("n_classes", 0), attention=arch.get("attention", 0),
-                                  minibatch_std=arch.get("minibatch_std", False))
+                                  minibatch_std=arch.get("minibatch_std", False), **options)
     except ValueError as exc:
         raise UserError(f"discriminator: {exc}") from None
 
 
-__all__ = ["build_generator", "build_discriminator", "init_weights", "generator_stride", "generator_gflop",
+def describe_generator(arch: dict) -> str:
+    """One line of what a generator arch dict builds, with the defaults older files imply."""
+    family, _ = parse_generator_name(arch["name"])
+    parts = [arch["name"], f"ngf {arch['ngf']}", f"norm {arch['norm']}"]
+    if family == "resnet":
+        padding = arch.get("padding", "reflect")
+        parts += [f"{padding} padding", f"{arch.get('resample_kernel', 3)}x{arch.get('resample_kernel', 3)} down/up convs"]
+    if arch.get("cond_channels"):
+        first = arch.get("first_pad", arch.get("padding", "reflect")) if family == "resnet" else "zero"
+        parts.append(f"{arch['cond_channels']} label maps into a {first}-padded first conv"
+                     + (" (the label is erased: retrain)" if first == "reflect" and arch["norm"].startswith("instance") else ""))
+    return ", ".join(parts)
+
+
+def describe_discriminator(arch: dict) -> str:
+    """One line of what a discriminator arch dict builds (StarGAN's classifier in the model file)."""
+    o = {k: arch.get(k, v) for k, v in D_OPTION_DEFAULTS.items()}
+    n, ndf = arch["n_layers"], arch["ndf"]
+    if o["form"] == "strided":
+        widths = [ndf * min(2**i, o["max_mult"]) for i in range(n)]
+        trunk = f"{n} stride-2 4x4 convs ({widths[0]}..{widths[-1]} wide)"
+    else:
+        trunk = f"PatchGAN, {n} layers, ndf {ndf}"
+    parts = [trunk, f"LeakyReLU {o['slope']}", f"norm {arch['norm']}", f"{o['adv_kernel']}x{o['adv_kernel']} real/fake head"]
+    if arch.get("n_classes"):
+        k = o["cls_kernel"]
+        parts.append(f"{k}x{k} class head over the whole map" if k else "3x3 class head averaged over positions")
+    if arch.get("spectral_norm"):
+        parts.append("spectral norm")
+    return ", ".join(parts)
+
+
+__all__ = ["describe_generator", "describe_discriminator", "build_generator", "build_discriminator", "init_weights", "generator_stride", "generator_gflop",
            "parse_generator_name", "resolve_generator_name", "GENERATOR_FORMS"]

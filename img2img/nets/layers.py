@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-NORMS = ("instance", "batch", "none")
+NORMS = ("instance", "instance_affine", "batch", "none")
+PADDINGS = ("reflect", "zero")
 
 
 def instance_norm(x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
@@ -34,9 +35,17 @@ class InstanceNorm2d(nn.InstanceNorm2d):
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
-    """InstanceNorm without affine/running stats and BatchNorm with both, as in the CycleGAN/pix2pix code."""
+    """InstanceNorm without affine/running stats and BatchNorm with both, as in the CycleGAN/pix2pix code.
+
+    instance_affine is StarGAN's InstanceNorm2d(affine=True, track_running_stats=True) as the authors'
+    test code runs it: their solver never calls G.eval(), so the running statistics are gathered but
+    never used, and every image is normalised by its own statistics at test time as in training. Keeping
+    no running statistics here is that same arithmetic, with a batch-independent translate.
+    """
     if kind == "instance":
         return InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "instance_affine":
+        return InstanceNorm2d(channels, affine=True, track_running_stats=False)
     if kind == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     if kind == "none":
@@ -45,12 +54,29 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 def conv_bias(norm: str) -> bool:
-    """A conv followed by BatchNorm needs no bias (BN's shift replaces it)."""
-    return norm != "batch"
+    """A conv followed by BatchNorm or affine InstanceNorm needs no bias (the norm's shift replaces it)."""
+    return norm not in ("batch", "instance_affine")
+
+
+def pad_layer(kind: str, width: int) -> nn.Module:
+    """Explicit padding before a conv: reflection (CycleGAN/pix2pix) or zeros (StarGAN)."""
+    if kind == "reflect":
+        return nn.ReflectionPad2d(width)
+    if kind == "zero":
+        return nn.ZeroPad2d(width)
+    raise ValueError(f"unknown padding {kind!r}; choose from {', '.join(PADDINGS)}")
+
+
+INITS = ("normal", "xavier", "kaiming", "orthogonal", "default")
 
 
 def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn.Module:
-    """Initialise conv/linear weights (and BatchNorm scales around 1) the way the reference code does."""
+    """Initialise conv/linear weights (and BatchNorm scales around 1) the way the reference code does.
+
+    "default" keeps PyTorch's own initialisation of each layer, as StarGAN's code does (it calls no init).
+    """
+    if kind == "default":
+        return net
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             w = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
@@ -73,7 +99,13 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn
 
 
 def append_label_maps(x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    """Concatenate a (B, C) condition vector to x as C constant maps (StarGAN's conditional input)."""
+    """Concatenate a (B, C) condition vector to x as C constant maps (StarGAN's conditional input).
+
+    The first conv after this must zero-pad when instance norm follows it: a reflection-padded conv of
+    a constant map is a constant, a per-channel offset that instance norm subtracts exactly, so the
+    label would never reach the output. With zero padding the label's contribution varies near the
+    borders, and that pattern survives the norm (see the generators' first_pad).
+    """
     if cond is None:
         return x
     maps = cond.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
