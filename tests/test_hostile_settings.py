@@ -115,13 +115,15 @@ def test_bad_values_in_a_config_file_are_refused(tmp_path, unpaired_dirs, conten
 
 
 def test_stargan_sizes_its_own_discriminator_so_small_images_are_not_refused(tmp_path):
-    """global_d replaces net.d_layers, so 16 px images must pass the PatchGAN-depth check."""
+    """The paper D and global_d replace net.d_layers, so 16 px images must pass the PatchGAN-depth check;
+    the shared PatchGAN at its fixed depth is still refused."""
     from img2img.methods.stargan import StarGAN
 
     cfg = config_mod.build_config(StarGAN, None, {"data.image_size": 16, "data.data": str(tmp_path)})
     assert cfg.data.image_size == 16
     with pytest.raises(Exception, match="d_layers"):
-        config_mod.build_config(StarGAN, None, {"data.image_size": 16, "loss.global_d": False})
+        config_mod.build_config(StarGAN, None, {"data.image_size": 16, "loss.d_form": "patch",
+                                                        "loss.global_d": False})
 
 
 # ------------------------------------------------------------------- translate / eval / export flags
