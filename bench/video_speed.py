@@ -31,7 +31,7 @@ from img2img.translate.video import convert_video
 def random_model(path: Path, generator: str = "resnet_6", ngf: int = 16, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     arch = {"name": generator, "in_channels": 3, "out_channels": 3, "ngf": ngf, "norm": "instance",
-            "dropout": 0.0, "cond_channels": 0}
+            "dropout": False, "cond_channels": 0}
     net = init_weights(build_generator(arch), "normal", 0.02)
     save_model(path, method="cyclegan", generators={"G": (arch, net)}, directions={"a2b": {"generator": "G"}},
                config={"data": {"image_size": 256, "channels": 3}}, step=0)
