@@ -451,12 +451,12 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
     mf = load_model(model)
     d = mf.data
     table = Table(show_header=False, box=None)
-    table.add_row("file", str(model))
+    table.add_row("file", escape(str(model)))
     table.add_row("method", mf.method)
     table.add_row("format version", str(d["format_version"]))
-    table.add_row("directions", ", ".join(mf.directions))
+    table.add_row("directions", escape(", ".join(mf.directions)))
     if d.get("domains"):
-        table.add_row("attributes" if "attributes" in mf.directions else "domains", ", ".join(d["domains"]))
+        table.add_row("attributes" if "attributes" in mf.directions else "domains", escape(", ".join(d["domains"])))
     table.add_row("trained at", f"{d['image_size']} px, {d['channels']} channel(s), {d['step']} steps")
     for name, g in d["generators"].items():
         attention = f", self-attention at 1/{g['arch']['attention']} of the input side" if g["arch"].get("attention") else ""

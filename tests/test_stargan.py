@@ -488,3 +488,17 @@ def test_resume_refuses_changed_domains(cli, tmp_path, domain_dir):
     shutil.copytree(data / "red", data / "yellow")
     result = cli(["train", "stargan", "--resume", "--out", run, "-q"])
     assert result.exit_code == 2 and "resume with the same data" in result.output
+
+
+def test_info_shows_domain_names_as_written_not_as_markup(tmp_path, cli):
+    """Domain names come from folder names; '[red]' must be printed, not taken as a colour."""
+    rng = np.random.default_rng(0)
+    for name, colour in (("[red]", (200, 40, 40)), ("blue", (40, 40, 200))):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        for n in range(3):
+            noisy(colour, rng).save(tmp_path / "d" / name / f"{n}.png")
+    run = tmp_path / "run"
+    assert cli(["train", "stargan", "--data", tmp_path / "d", "--steps", "2", *FAST, "--out", run]).exit_code == 0
+    result = cli(["info", run / "model.pt"])
+    assert result.exit_code == 0, result.output
+    assert "[red], blue" in result.output
