@@ -289,6 +289,9 @@ def _make_train_command(method_name: str, dataset_kind: str):
             missing = missing_data_message(method_name, dataclasses.asdict(cfg.data))
             if missing:
                 raise UserError(missing)
+        from img2img.device import resolve_device
+
+        resolve_device(cfg.train.device)  # a device that is not there is refused before the run is announced
         run_dir = out or next_free_folder(Path("runs") / method_cls.name)
         # Under torchrun every process runs this command; only rank 0 talks.
         console.quiet = int(os.environ.get("RANK", "0")) != 0

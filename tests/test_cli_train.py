@@ -125,3 +125,15 @@ def test_python_dash_m_help():
     assert proc.returncode == 0, proc.stderr
     for command in ("train", "translate", "info"):
         assert command in proc.stdout
+
+
+def test_a_missing_gpu_is_refused_before_the_run_is_announced(cli, unpaired_dirs, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    a, b = unpaired_dirs
+    result = cli(["train", "cyclegan", "--a", a, "--b", b, "--device", "cuda", "--out", tmp_path / "run", "-q"])
+    assert result.exit_code == 2
+    assert "no CUDA GPU" in result.output and "new run" not in result.output, result.output
+    assert not (tmp_path / "run").exists()
