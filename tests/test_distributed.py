@@ -102,7 +102,9 @@ for step in range(3):
     owner.scaler.update()
     weights.append(net.weight.detach().flatten().tolist())
     scales.append(owner.scaler.get_scale())
-print(json.dumps({"rank": rank, "weights": weights, "scales": scales}))
+# One file per rank: two ranks printing to one stdout can interleave their lines.
+with open(f"{sys.argv[1]}/rank{rank}.json", "w") as fh:
+    json.dump({"rank": rank, "weights": weights, "scales": scales}, fh)
 dist.destroy_process_group()
 '''
 
@@ -112,12 +114,12 @@ def test_fp16_inf_on_one_rank_makes_every_rank_skip_the_step(tmp_path):
     or one rank skips the all-reduce inside the step while the other waits in it (a hang or drifting replicas)."""
     script = tmp_path / "worker.py"
     script.write_text(FP16_SKIP_WORKER)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script), str(tmp_path)]
     result = subprocess.run(cmd, capture_output=True, env={**ENV, "PYTHONPATH": str(Path(__file__).parents[1])}, timeout=120)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     import json
 
-    runs = sorted((json.loads(line) for line in result.stdout.decode().splitlines() if line.startswith("{")), key=lambda r: r["rank"])
+    runs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert len(runs) == 2
     for r in runs:
         w = np.array(r["weights"])
