@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_video import H, W, make_clip, model  # noqa: F401  (the module-scoped tiny model fixture)
+from test_video import H, W, make_clip, model, read_frames  # noqa: F401  (the module-scoped tiny model fixture)
 from img2img.translate.audio import find_ffmpeg
 from img2img.translate.encode import count_frames, probe_stream
 
@@ -135,30 +135,17 @@ def test_an_unreadable_video_gets_our_line_not_ffmpegs(cli, model, tmp_path):  #
 
 def test_encoding_is_colour_neutral_for_what_opencv_decoded(tmp_path):
     """Frames decoded by OpenCV and written by the sink decode to the same colours (up to compression)."""
-    import cv2
     import numpy as np
 
     from img2img.translate.encode import FFmpegVideoSink
 
     src = phone_clip(tmp_path, frames=6)
-    cap = cv2.VideoCapture(str(src))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = list(read_frames(src))
     sink = FFmpegVideoSink(FFMPEG, tmp_path / "copy.mp4", 12.0, probe_stream(FFMPEG, src), crf=0)
     for i, frame in enumerate(frames):
         sink.write(frame, i)
     sink.close()
-    cap = cv2.VideoCapture(str(tmp_path / "copy.mp4"))
-    again = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        again.append(frame)
+    again = list(read_frames(tmp_path / "copy.mp4"))
     assert len(again) == len(frames) == 6
     diff = np.abs(np.stack(again).astype(float) - np.stack(frames).astype(float))
     per_channel = (np.stack(again).astype(float) - np.stack(frames).astype(float)).mean(axis=(0, 1, 2))
