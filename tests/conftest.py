@@ -53,3 +53,17 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def random_net_file(tmp_path_factory) -> Path:
+    """A random feature net saved as TorchScript, the format --inception accepts (FID tests without Inception)."""
+    import warnings
+
+    from img2img.metrics.features import random_features
+
+    path = tmp_path_factory.mktemp("features") / "random_features.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(random_features().net), str(path))
+    return path

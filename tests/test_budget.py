@@ -9,14 +9,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from img2img.data.synthetic import make_paired
-from img2img.metrics.features import random_features
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--set", "net.ngf=8", "--set", "net.ndf=8", "--set", "net.generator=resnet_2", "--quiet",
@@ -36,15 +34,6 @@ def budget():
 
 
 @pytest.fixture(scope="module")
-def fake_inception(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("features") / "random_features.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.script(random_features().net), str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
 def h2z_like(unpaired_dirs, tmp_path_factory) -> Path:
     """horse2zebra's layout (trainA, trainB, testA, testB) from the synthetic unpaired folders."""
     root = tmp_path_factory.mktemp("h2z") / "tiny_h2z"
@@ -54,8 +43,8 @@ def h2z_like(unpaired_dirs, tmp_path_factory) -> Path:
     return root
 
 
-def test_steps_budget_trains_scores_extends_and_tabulates(budget, h2z_like, fake_inception, tmp_path, capsys):
-    common = ["--dataset", str(h2z_like), "--root", str(tmp_path), "--inception", str(fake_inception), *TINY]
+def test_steps_budget_trains_scores_extends_and_tabulates(budget, h2z_like, random_net_file, tmp_path, capsys):
+    common = ["--dataset", str(h2z_like), "--root", str(tmp_path), "--inception", str(random_net_file), *TINY]
     budget.main(["run", "--method", "cut", "--steps", "3", "--name", "cut", *common])
     run = tmp_path / "cut"
     rec = json.loads((run / "record.json").read_text())
@@ -83,9 +72,9 @@ def test_steps_budget_trains_scores_extends_and_tabulates(budget, h2z_like, fake
     assert (tmp_path / "table.md").read_text().strip() == text.strip()
 
 
-def test_minutes_budget_measures_speed_then_fits_the_run_to_the_clock(budget, h2z_like, fake_inception, tmp_path):
+def test_minutes_budget_measures_speed_then_fits_the_run_to_the_clock(budget, h2z_like, random_net_file, tmp_path):
     budget.main(["run", "--method", "cyclegan", "--minutes", "0.1", "--name", "cg", "--dataset", str(h2z_like),
-                 "--root", str(tmp_path), "--inception", str(fake_inception), *TINY])
+                 "--root", str(tmp_path), "--inception", str(random_net_file), *TINY])
     rec = json.loads((tmp_path / "cg" / "record.json").read_text())
     assert rec["budget"] == {"minutes": 0.1}
     assert rec["steps"] > 10  # past the 10 calibration steps
@@ -93,12 +82,12 @@ def test_minutes_budget_measures_speed_then_fits_the_run_to_the_clock(budget, h2
     assert rec["stopped_by_clock"] or rec["steps"] == rec["planned_steps"]
 
 
-def test_paired_dataset_scores_pixels_too(budget, tmp_path, fake_inception):
+def test_paired_dataset_scores_pixels_too(budget, tmp_path, random_net_file):
     root = tmp_path / "facades"
     make_paired(root / "train", count=4, size=32)
     make_paired(root / "test", count=4, size=32, seed=1)
     budget.main(["run", "--method", "pix2pix", "--steps", "2", "--dataset", str(root), "--root", str(tmp_path / "runs"),
-                 "--inception", str(fake_inception), "--size", "32", "--set", "net.ngf=8", "--set", "net.ndf=8", "--quiet"])
+                 "--inception", str(random_net_file), "--size", "32", "--set", "net.ngf=8", "--set", "net.ndf=8", "--quiet"])
     rec = json.loads(next((tmp_path / "runs").glob("*/record.json")).read_text())
     assert {"l1", "psnr", "ssim", "fid"} <= rec["scores"].keys()
     assert json.loads((tmp_path / "runs" / rec["name"] / "config.json").read_text())["data"]["direction"] == "b2a"  # facades: labels -> photo

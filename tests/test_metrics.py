@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,16 +47,6 @@ def noisy_folders(base_folder, tmp_path_factory) -> list[Path]:
     """base_folder with increasing noise; NOISE[0] is an exact copy."""
     root = tmp_path_factory.mktemp("noisy")
     return [_noisy_copy(base_folder, root / f"sigma{s}", s) for s in NOISE]
-
-
-@pytest.fixture(scope="module")
-def random_net_file(tmp_path_factory) -> Path:
-    """The random feature net saved as TorchScript, the format --inception accepts."""
-    path = tmp_path_factory.mktemp("features") / "random_features.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.script(random_features().net), str(path))
-    return path
 
 
 def _extractor(kind: str):
