@@ -262,8 +262,10 @@ class Trainer:
             raise UserError(f"loss {', '.join(bad)} became {values[bad[0]]} at step {step}; stopped without saving ({kept}); "
                             f"try a lower --lr or --precision fp32")
         lr = next(iter(self.method.optimizers().values())).param_groups[0]["lr"]
+        # fp16: the loss scale after this step (it halves on each step an optimizer skipped for inf gradients)
+        scale = {"loss_scale": self.method.scaler.get_scale()} if self.method.scaler is not None else {}
         self.log.write(json.dumps({"step": step, "epoch": step / self.steps_per_epoch, "lr": lr, "it_s": round(rate, 3),
-                                   **{k: round(v, 6) for k, v in values.items()}, "time": time.time()}) + "\n")
+                                   **{k: round(v, 6) for k, v in values.items()}, **scale, "time": time.time()}) + "\n")
         self.log.flush()
         return values
 
