@@ -107,12 +107,13 @@ def test_mixed_precision_training_follows_fp32(cli, tmp_path, unpaired_dirs, cyc
     assert moved > 0
     assert output_distance(got, start) > 0.5 * moved, f"{precision} barely trained: {output_distance(got, start):.4g} vs fp32 {moved:.4g}"
     # On a CPU, bf16 autocast ends 0.35 x the movement from fp32; another seed or learning rate 1.5 x,
-    # half the steps 0.53 x. fp16 skips steps whose scaled gradients overflow while the scale settles
-    # from 2**16, so it may lag by a few steps.
-    assert gap < (0.8 if precision == "fp16" else 0.6) * moved, f"{precision} left the fp32 path: gap {gap:.4g} vs movement {moved:.4g}"
+    # half the steps 0.53 x. fp16 (H200, torch 2.11) from torch's default loss scale 2**16 skipped the
+    # generators' first 5 steps and ended 0.43 x as far as fp32; the scale now starts at FP16_INIT_SCALE.
+    assert gap < 0.6 * moved, f"{precision} left the fp32 path: gap {gap:.4g} vs movement {moved:.4g}"
     if precision == "fp16":
-        scaler = load(run / "checkpoint.pt")["scaler"]
-        assert 0 < scaler["scale"] <= 2.0**16
+        scales = [r["loss_scale"] for r in losses]
+        assert scales.count(scales[0]) >= 10, f"fp16 skipped steps: loss scale went {scales}"
+        assert load(run / "checkpoint.pt")["scaler"]["scale"] == scales[-1]
 
 
 @pytest.fixture
@@ -125,7 +126,9 @@ def deterministic():
 
 def test_resume_on_cuda_is_bit_exact(cli, tmp_path, paired_dir, deterministic):
     """U-Net 64 with dropout: the CUDA generator's state must be checkpointed and restored, the fused
-    Adam state too, or the resumed half diverges."""
+    Adam state too, or the resumed half diverges. (H200, torch 2.11: it did, 68 of 80 tensors off by up
+    to 0.015, because loading the preview images reseeded the CUDA generator: see img2img/rng.py. Two
+    uninterrupted runs agreed to the bit, cuDNN autotuning on.)"""
     common = ["pix2pix", "--data", paired_dir, "--generator", "unet_64", "--steps", 6, "--workers", 1]
     a, b = tmp_path / "A", tmp_path / "B"
     train_ok(cli, *common, "--out", a, size=64)
@@ -164,10 +167,11 @@ def test_compiled_training_and_translation_match_eager(cli, tmp_path, paired_dir
         Image.fromarray((torch.rand(h, w, 3, generator=g) * 255).byte().numpy()).save(photos / f"p{i}.png")
     outs = {}
     for name, extra in (("eager", []), ("compiled", ["--compile"])):
-        result = cli(["translate", eager / "model.pt", photos, "-o", tmp_path / name, "--precision", "fp32",
+        out = tmp_path / f"translated_{name}"  # not the run folders, which hold model.pt and checkpoint.pt
+        result = cli(["translate", eager / "model.pt", photos, "-o", out, "--precision", "fp32",
                       "--device", DEVICE, "-q", *extra])
         assert result.exit_code == 0, result.output
-        outs[name] = {p.name: torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32)) for p in (tmp_path / name).iterdir()}
+        outs[name] = {p.name: torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32)) for p in out.iterdir()}
     assert outs["eager"].keys() == outs["compiled"].keys() and len(outs["eager"]) == 3
     for k in outs["eager"]:
         assert float((outs["eager"][k] - outs["compiled"][k]).abs().max()) <= 2  # 8-bit levels
