@@ -463,7 +463,8 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
     table.add_row("trained at", f"{d['image_size']} px, {d['channels']} channel(s), {d['step']} steps")
     for name, g in d["generators"].items():
         attention = f", self-attention at 1/{g['arch']['attention']} of the input side" if g["arch"].get("attention") else ""
-        table.add_row(f"generator {name}", f"{describe_generator(g['arch'])}{attention}, {mf.parameter_count()[name]:,} parameters")
+        skip = ", input skip (learns a change of the input)" if g["arch"].get("input_skip") else ""
+        table.add_row(f"generator {name}", f"{describe_generator(g['arch'])}{attention}{skip}, {mf.parameter_count()[name]:,} parameters")
     if "classifier" in d:
         table.add_row("discriminator", describe_discriminator(d["classifier"]["arch"]))
     init = d.get("config", {}).get("net", {}).get("init")
