@@ -133,6 +133,7 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("device", ("--device",), "train.device", str, metavar="DEVICE"),
     Flag("precision", ("--precision",), "train.precision", str),
     Flag("ema", ("--ema",), "train.ema", float, metavar="DECAY"),
+    Flag("recipe", ("--recipe",), "train.recipe", str, metavar="NAME"),
     Flag("compile", ("--compile/--no-compile",), "train.compile", bool),
     Flag("channels_last", ("--channels-last/--no-channels-last",), "train.channels_last", bool),
     Flag("seed", ("--seed",), "train.seed", int, metavar="N"),
@@ -467,6 +468,11 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
         table.add_row(f"generator {name}", f"{describe_generator(g['arch'])}{attention}{skip}, {mf.parameter_count()[name]:,} parameters")
     if "classifier" in d:
         table.add_row("discriminator", describe_discriminator(d["classifier"]["arch"]))
+    recipe = d.get("config", {}).get("train", {}).get("recipe")
+    if recipe:
+        from img2img.recipes import describe
+
+        table.add_row("recipe", escape(describe(recipe)))
     init = d.get("config", {}).get("net", {}).get("init")
     if init:
         table.add_row("initialisation", "PyTorch default" if init == "default" else init)

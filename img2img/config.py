@@ -117,6 +117,7 @@ class TrainConfig:
     instance_noise: float = option(0.0, "instance noise: std of Gaussian noise added to every discriminator input (real and generated, images in [-1, 1]) at step 0, falling linearly to 0 at train.instance_noise_steps; 0 = off", ge=0, le=100)
     instance_noise_steps: int = option(0, "step at which the instance noise has fallen to 0; 0 = the end of the run (train.steps; needed when training by epochs)", ge=0)
     diffaugment: str = option("", "DiffAugment: comma-separated transforms applied to real and generated images alike before the discriminator, with gradients to the generator: color, translation, cutout (e.g. color,translation,cutout); empty = off")
+    recipe: str = option("", "named settings measured to beat the paper defaults at a budget (README section Recipes; img2img/recipes.py), applied over the paper defaults and under your own flags; empty = the paper defaults")
     ema: float = option(0.0, "keep an exponential moving average of the generator weights with this decay (e.g. 0.999) and ship it in model.pt; 0 = off", ge=0, lt=1)
     workers: int = option(-1, "data-loading worker processes; -1 = auto (0 on CPU)", ge=-1, le=256)
     sample_every: int = option(0, "also write a preview grid every N steps (0 = by time only: see sample_minutes)", ge=0)
@@ -272,6 +273,11 @@ def build_config(method_cls: type, config_file: str | Path | None = None, overri
     cfg = default_config(method_cls)
     explicit = read_toml(config_file) if config_file else {}
     explicit.update(overrides or {})
+    recipe = explicit.get("train.recipe")
+    if recipe:  # over the paper defaults, under what the user set
+        from img2img.recipes import recipe_settings
+
+        apply(cfg, recipe_settings(str(recipe), method_cls.name))
     apply(cfg, with_run_length_settled(explicit))
     validate(cfg)
     return cfg
