@@ -92,6 +92,7 @@ class NetConfig:
     init_gain: float = option(0.02, "scale of the initial weights", gt=0, le=10)
     spectral_norm: bool = option(False, "spectral normalisation on every discriminator layer")
     attention_res: int = option(0, "SAGAN self-attention block in the generator and the discriminator where their feature maps are this many pixels on a side at --image-size (image_size/2 or /4 fit every net; e.g. 16 at 64 px); 0 = none", ge=0)
+    upsample: str = option("transposed", "how ResNet generators double their maps: transposed convs (the papers) or resize (nearest 2x, then a 3x3 conv: no checkerboard artifacts)", ("transposed", "resize"))
     input_skip: bool = option(False, "ResNet generators learn a change of their input, tanh(atanh(x) + f(x)), starting as the identity (f's last conv zero): short trainings edit the photo instead of redrawing it")
     minibatch_std: bool = option(False, "minibatch standard-deviation feature (ProGAN) as an extra channel before the discriminator's last layer (needs batch size 2 or more to see anything)")
 

@@ -64,3 +64,28 @@ def test_bad_uses_are_refused():
         build_generator({**ARCH, "name": "unet_32", "input_skip": True})
     with pytest.raises(UserError, match="output channels"):
         build_generator({**ARCH, "out_channels": 1, "input_skip": True})
+
+
+def checkerboard(net) -> float:
+    """Energy of the output's period-2 pattern, relative to the output's spread, for a flat grey input:
+    what a transposed conv's uneven overlap paints (a resize-conv decoder has no reason to)."""
+    x = torch.full((1, 3, 64, 64), 0.5)
+    with torch.no_grad():
+        y = net(x)[..., 8:-8, 8:-8]  # away from the borders
+    spectrum = torch.fft.fft2(y - y.mean(dim=(-2, -1), keepdim=True)).abs()
+    n = spectrum.shape[-1] // 2
+    return float((spectrum[..., n, n] + spectrum[..., 0, n] + spectrum[..., n, 0]).sum() / spectrum.sum())
+
+
+def test_resize_upsampling_paints_no_checkerboard():
+    """Odena et al. 2016: a 3x3 stride-2 transposed conv covers every other output pixel twice, so even a
+    random net answers a flat image with a period-2 pattern; nearest 2x + 3x3 conv answers it evenly."""
+    ratios = {}
+    for upsample in ("transposed", "resize"):
+        scores = []
+        for seed in range(3):
+            torch.manual_seed(seed)
+            arch = {**ARCH, "norm": "none", "upsample": upsample}
+            scores.append(checkerboard(init_weights(build_generator(arch), "normal", 0.02)))
+        ratios[upsample] = sum(scores) / 3
+    assert ratios["resize"] < 0.2 * ratios["transposed"], ratios

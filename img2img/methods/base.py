@@ -42,6 +42,8 @@ def generator_arch(cfg: RunConfig, cond_channels: int = 0) -> dict:
         arch["attention"] = attention_divisor(cfg)
     if n.input_skip:
         arch["input_skip"] = True
+    if n.upsample != "transposed":
+        arch["upsample"] = n.upsample
     return arch
 
 

@@ -72,7 +72,10 @@ def build_generator(arch: dict) -> nn.Module:
             if padding not in PADDINGS or arch.get("first_pad", padding) not in PADDINGS:
                 raise UserError(f"unknown padding in {arch!r}; choose from {', '.join(PADDINGS)}")
             return ResnetGenerator(n_blocks=n, padding=padding, first_pad=arch.get("first_pad", padding),
-                                   resample_kernel=arch.get("resample_kernel", 3), input_skip=arch.get("input_skip", False), **common)
+                                   resample_kernel=arch.get("resample_kernel", 3), input_skip=arch.get("input_skip", False),
+                                   upsample=arch.get("upsample", "transposed"), **common)
+        if arch.get("upsample", "transposed") != "transposed":
+            raise ValueError("--set net.upsample=resize is an option of the ResNet generators")
         if arch.get("input_skip"):
             raise ValueError("the input skip is an option of the ResNet generators (the U-Net has skips of its own)")
         return UnetGenerator(n_down=n, **common)
@@ -112,7 +115,11 @@ def describe_generator(arch: dict) -> str:
     parts = [arch["name"], f"ngf {arch['ngf']}", f"norm {arch['norm']}"]
     if family == "resnet":
         padding = arch.get("padding", "reflect")
-        parts += [f"{padding} padding", f"{arch.get('resample_kernel', 3)}x{arch.get('resample_kernel', 3)} down/up convs"]
+        k = arch.get("resample_kernel", 3)
+        if arch.get("upsample", "transposed") == "resize":
+            parts += [f"{padding} padding", f"{k}x{k} down convs, resize-conv up"]
+        else:
+            parts += [f"{padding} padding", f"{k}x{k} down/up convs"]
     if arch.get("cond_channels"):
         first = arch.get("first_pad", arch.get("padding", "reflect")) if family == "resnet" else "zero"
         parts.append(f"{arch['cond_channels']} label maps into a {first}-padded first conv"

@@ -14,6 +14,7 @@ from img2img.nets.layers import append_label_maps, conv_bias, norm_layer, pad_la
 
 
 SKIP_LIMIT = 0.999
+UPSAMPLING = ("transposed", "resize")
 
 
 class ResnetBlock(nn.Module):
@@ -39,6 +40,10 @@ class ResnetGenerator(nn.Module):
     first_pad is the padding of the first 7x7 conv (default: padding). A conditional generator needs
     "zero" there: reflection turns the constant label maps into per-channel offsets that the instance
     norm right after subtracts (see layers.append_label_maps); StarGAN's code zero-pads it for this reason.
+    upsample "resize" replaces the transposed convs of the decoder by nearest-neighbour 2x upsampling and a
+    3x3 conv (Odena et al. 2016, "Deconvolution and checkerboard artifacts"): a transposed conv whose
+    kernel is not divisible by its stride covers some output pixels more often than others, which
+    paints a checkerboard that a short training has no time to unlearn.
     input_skip: the net learns a change of its input instead of the whole image, tanh(atanh(x) + f(x)),
     with f's last conv zero-initialised (after_init), so it starts as the identity: translation as an edit
     of the photo, which a short training cannot blur into a worse copy (tests/test_input_skip.py).
@@ -48,8 +53,11 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: bool = False, cond_channels: int = 0, padding: str = "reflect",
-                 first_pad: str | None = None, resample_kernel: int = 3, attention: int = 0, input_skip: bool = False):
+                 first_pad: str | None = None, resample_kernel: int = 3, attention: int = 0, input_skip: bool = False,
+                 upsample: str = "transposed"):
         super().__init__()
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
         if input_skip and in_channels != out_channels:
             raise ValueError(f"an input skip needs as many output channels as input ones ({in_channels} in, {out_channels} out)")
         if resample_kernel not in (3, 4):
@@ -73,8 +81,11 @@ class ResnetGenerator(nn.Module):
                 layers.append(SelfAttention(ch))
         layers += [ResnetBlock(ch, norm, dropout, padding) for _ in range(n_blocks)]
         for _ in range(self.n_down):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, k, stride=2, padding=1, output_padding=extra, bias=bias),
-                       norm_layer(norm, ch // 2), nn.ReLU(True)]
+            if upsample == "resize":  # nearest 2x, then a 3x3 conv: every output pixel sees the same number of inputs
+                up = [nn.Upsample(scale_factor=2, mode="nearest"), pad_layer(padding, 1), nn.Conv2d(ch, ch // 2, 3, bias=bias)]
+            else:
+                up = [nn.ConvTranspose2d(ch, ch // 2, k, stride=2, padding=1, output_padding=extra, bias=bias)]
+            layers += [*up, norm_layer(norm, ch // 2), nn.ReLU(True)]
             ch //= 2
         layers += [pad_layer(padding, 3), nn.Conv2d(ch, out_channels, 7)]
         if not input_skip:
