@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from img2img.config import DataConfig
-from img2img.data.io import UnreadableImage, files_by_stem, image_size, list_images, list_usable_images, load_image, usable_images, warn_unreadable
+from img2img.data.io import UnreadableImage, warn, files_by_stem, image_size, list_images, list_usable_images, load_image, usable_images, warn_unreadable
 from img2img.data.transforms import PairTransform
 from img2img.errors import UserError
 from img2img.rng import cpu_rng_seeded
@@ -133,6 +133,7 @@ class PairedABDataset(_SeededDataset):
         self.a_files = [p for p in files if p not in narrow]
         if not self.a_files:
             raise UserError(f"paired data folder {folder}: none of its images can be split into A|B halves")
+        warn_if_not_pairs(folder, self.a_files)
         self.transform = PairTransform(cfg)
         self.channels = cfg.channels
 
@@ -219,6 +220,38 @@ class UnpairedDataset(_SeededDataset):
 
     def meta(self, i: int, j: int) -> dict:
         return {"a_path": str(self.a_files[i]), "b_path": str(self.b_files[j])}
+
+
+# An A|B image is two pictures side by side, about 2:1 (facades, maps: 512x256). Width/height outside
+# this range is far from that: a square or portrait photo (under 1.5) or a strip wider than two 1:1
+# halves allow for (over 4: even two 16:9 frames side by side are 3.6:1).
+PAIR_ASPECT_RANGE = (1.5, 4.0)
+PAIR_CHECK_SAMPLE = 256  # header reads are cheap, but a 100k-image folder needs only a sample
+
+
+def warn_if_not_pairs(folder: str | Path, files: list[Path]) -> bool:
+    """One warning when most images of an A|B folder do not have the shape of two images side by side.
+
+    pix2pix would still train, on the left and right halves of each photo, which is almost never
+    what was meant: two folders of matching names (--a/--b) is the usual intent. Returns True if it warned.
+    """
+    step = max(1, len(files) // PAIR_CHECK_SAMPLE)
+    ratios = []
+    for path in files[::step]:
+        try:
+            w, h = image_size(path)
+        except UnreadableImage:
+            continue
+        ratios.append(w / max(h, 1))
+    lo, hi = PAIR_ASPECT_RANGE
+    odd = [r for r in ratios if not lo <= r <= hi]
+    if not ratios or len(odd) * 2 <= len(ratios):
+        return False
+    typical = sorted(odd)[len(odd) // 2]
+    warn(f"{len(odd)} of {len(ratios)} images{' checked' if step > 1 else ''} in {folder} are far from the 2:1 shape of "
+         f"A|B side-by-side pairs (typically {typical:.2f}:1, width:height): pix2pix will train on their left and right "
+         f"halves as A and B. For two folders of matching file names use --a DIR --b DIR")
+    return True
 
 
 def _too_narrow(path: Path) -> bool:
