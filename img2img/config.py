@@ -70,6 +70,18 @@ class DataConfig:
                                  "CelebA: 178); 0 = off", ge=0, le=16384)
     flip: bool = option(True, "random horizontal flips (the same flip for both images of a pair)")
     channels: int = option(3, "image channels: 3 (RGB) or 1 (grayscale)", (1, 3))
+    channels_a: int = option(0, "channels of domain A images (e.g. 1 for grayscale inputs to colourise): 1 or 3; 0 = data.channels", (0, 1, 3))
+    channels_b: int = option(0, "channels of domain B images: 1 or 3; 0 = data.channels", (0, 1, 3))
+
+    def channels_of(self, domain: str) -> int:
+        """Channels of domain 'a' or 'b': its own count, or data.channels where that is 0 (files before the split)."""
+        own = {"a": self.channels_a, "b": self.channels_b}[domain]
+        return own or self.channels
+
+    def direction_channels(self, direction: str = "a2b") -> tuple[int, int]:
+        """(input, output) channels of a translation 'a2b' or 'b2a'."""
+        source, target = ("a", "b") if direction == "a2b" else ("b", "a")
+        return self.channels_of(source), self.channels_of(target)
 
     @property
     def resolved_load_size(self) -> int:

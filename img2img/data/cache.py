@@ -40,7 +40,7 @@ _UNKNOWN, _READY, _BAD = 0, 1, 2
 def cache_bytes(dataset: _SeededDataset) -> int:
     """Bytes the decoded cache of this dataset takes."""
     t = dataset.transform
-    return sum(g.count * len(g.names) for g in dataset.cache_groups()) * t.channels * t.load_size ** 2
+    return sum(g.count * dataset.image_channels[name] for g in dataset.cache_groups() for name in g.names) * t.load_size ** 2
 
 
 def memory_budget_bytes() -> int:
@@ -72,8 +72,7 @@ class DecodedImages:
         self.dataset, self.transform = dataset, dataset.transform
         self.groups = dataset.cache_groups()
         t = self.transform
-        shape = (t.channels, t.load_size, t.load_size)
-        self.store = {name: torch.empty((g.count, *shape), dtype=torch.uint8, pin_memory=pin)
+        self.store = {name: torch.empty((g.count, dataset.image_channels[name], t.load_size, t.load_size), dtype=torch.uint8, pin_memory=pin)
                       for g in self.groups for name in g.names}
         self.state = [bytearray(g.count) for g in self.groups]
         self._lock = threading.Lock()
@@ -82,8 +81,9 @@ class DecodedImages:
         g = self.groups[group]
         try:
             images = [self.transform.resized(img) for img in g.decode(index)]
-            if any(im.shape != self.store[g.names[0]].shape[1:] for im in images):
-                raise ValueError(f"decoded to an unexpected shape {tuple(images[0].shape)}")
+            for name, im in zip(g.names, images):
+                if im.shape != self.store[name].shape[1:]:
+                    raise ValueError(f"decoded to an unexpected shape {tuple(im.shape)}")
         except Exception as exc:  # noqa: BLE001 - one bad file must not end a long run; it is named once below
             reason = str(exc).partition(": ")[2] if str(exc).startswith(str(g.path(index))) else str(exc)
             with self._lock:

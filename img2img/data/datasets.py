@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from img2img.config import DataConfig
-from img2img.data.io import UnreadableImage, warn, files_by_stem, image_size, list_images, list_usable_images, load_image, usable_images, warn_unreadable
+from img2img.data.io import (UnreadableImage, files_by_stem, image_size, list_images, list_usable_images, load_image, to_mode,
+                             usable_images, warn, warn_unreadable)
 from img2img.data.transforms import PairTransform
 from img2img.errors import UserError
 from img2img.rng import cpu_rng_seeded
@@ -86,6 +87,7 @@ class _SeededDataset(Dataset):
     """Base for the folder datasets: augmentation randomness comes from the key's seed only."""
 
     n_b = 0  # unpaired datasets draw B partners independently
+    image_channels: dict[str, int]  # channels of the images under each batch entry ('a', 'b')
 
     def __len__(self) -> int:
         return len(self.a_files)
@@ -135,16 +137,17 @@ class PairedABDataset(_SeededDataset):
             raise UserError(f"paired data folder {folder}: none of its images can be split into A|B halves")
         warn_if_not_pairs(folder, self.a_files)
         self.transform = PairTransform(cfg)
-        self.channels = cfg.channels
+        self.image_channels = {"a": cfg.channels_of("a"), "b": cfg.channels_of("b")}
 
     def _halves(self, i: int):
         path = self.a_files[i]
-        img = load_image(path, self.channels)
+        img = load_image(path, max(self.image_channels.values()))
         w, h = img.size
         half = w // 2
         if half < 1:  # the file changed since the scan
             raise UnreadableImage(f"{path}: too narrow to split into A|B halves ({w} pixels wide)")
-        return img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
+        a, b = img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
+        return to_mode(a, self.image_channels["a"]), to_mode(b, self.image_channels["b"])
 
     def load(self, i: int, j: int) -> dict:
         a, b = self.transform.pair(*self._halves(i))
@@ -183,10 +186,10 @@ class PairedFoldersDataset(_SeededDataset):
         self.a_files = [a_files[s] for s in stems]
         self.b_files = [b_files[s] for s in stems]
         self.transform = PairTransform(cfg)
-        self.channels = cfg.channels
+        self.image_channels = {"a": cfg.channels_of("a"), "b": cfg.channels_of("b")}
 
     def _pair(self, i: int):
-        return load_image(self.a_files[i], self.channels), load_image(self.b_files[i], self.channels)
+        return load_image(self.a_files[i], self.image_channels["a"]), load_image(self.b_files[i], self.image_channels["b"])
 
     def load(self, i: int, j: int) -> dict:
         a, b = self.transform.pair(*self._pair(i))
@@ -207,16 +210,22 @@ class UnpairedDataset(_SeededDataset):
         self.b_files = list_usable_images(b_dir, "--b folder")
         self.n_b = len(self.b_files)
         self.transform = PairTransform(cfg)
-        self.channels = cfg.channels
+        self.image_channels = {"a": cfg.channels_of("a"), "b": cfg.channels_of("b")}
+
+    def _a(self, i: int):
+        return load_image(self.a_files[i], self.image_channels["a"])
+
+    def _b(self, j: int):
+        return load_image(self.b_files[j], self.image_channels["b"])
 
     def load(self, i: int, j: int) -> dict:
-        a = self.transform.single(load_image(self.a_files[i], self.channels))
-        b = self.transform.single(load_image(self.b_files[j], self.channels))
+        a = self.transform.single(self._a(i))
+        b = self.transform.single(self._b(j))
         return {"a": a, "b": b, **self.meta(i, j)}
 
     def cache_groups(self) -> list[CacheGroup]:
-        return [CacheGroup(("a",), len(self.a_files), 0, lambda i: (load_image(self.a_files[i], self.channels),), self.a_files.__getitem__),
-                CacheGroup(("b",), len(self.b_files), 1, lambda j: (load_image(self.b_files[j], self.channels),), self.b_files.__getitem__)]
+        return [CacheGroup(("a",), len(self.a_files), 0, lambda i: (self._a(i),), self.a_files.__getitem__),
+                CacheGroup(("b",), len(self.b_files), 1, lambda j: (self._b(j),), self.b_files.__getitem__)]
 
     def meta(self, i: int, j: int) -> dict:
         return {"a_path": str(self.a_files[i]), "b_path": str(self.b_files[j])}

@@ -36,7 +36,7 @@ def center_crop_steps(side: int) -> list:
 
 class PairTransform:
     def __init__(self, cfg: DataConfig):
-        self.load_size, self.crop_size, self.flip, self.channels = cfg.resolved_load_size, cfg.image_size, cfg.flip, cfg.channels
+        self.load_size, self.crop_size, self.flip = cfg.resolved_load_size, cfg.image_size, cfg.flip
         # The deterministic first stage: the optional centre crop, then a resize, bicubic as the reference
         # (transforms.Resize(..., Image.BICUBIC)); antialiased when shrinking.
         self.resize = v2.Compose([
@@ -47,7 +47,8 @@ class PairTransform:
         steps = [self.resize, v2.RandomCrop(cfg.image_size)]
         if cfg.flip:
             steps.append(v2.RandomHorizontalFlip(self._flip_p))
-        steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * cfg.channels, [0.5] * cfg.channels)]
+        # One mean/std for every channel, so the images of a pair may differ in channels (grayscale A, RGB B).
+        steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5], [0.5])]
         self.augment = v2.Compose(steps)
 
     @staticmethod
@@ -82,5 +83,4 @@ class PairTransform:
             crop = images[n, :, top:top + s, left:left + s]
             crops.append(crop.flip(-1) if flip else crop)
         batch = torch.stack(crops).to(torch.float32).mul_(1.0 / 255)  # as v2.ToDtype(scale=True)
-        half = torch.full((self.channels, 1, 1), 0.5, device=batch.device)
-        return batch.sub_(half).div_(half)  # as v2.Normalize(0.5, 0.5)
+        return batch.sub_(0.5).div_(0.5)  # as v2.Normalize(0.5, 0.5)

@@ -113,8 +113,9 @@ class StarGAN(Method):
             fit = max(k for k in range(1, 12) if patch_output_size(size, k) >= 2)  # a 2x2 map, as the paper's D
             raise UserError(f"the discriminator with net.d_layers={layers} halves the image {layers} times, too often for "
                             f"{size} px images (needs {3 * 2**layers} px); use --set net.d_layers={fit} or --global-d")
+        self.require_same_channels("one generator translates between all domains")
         self.arch_g = self.generator_arch(cond_channels=n)
-        self.arch_d = {**self.discriminator_arch(cfg.data.channels, n_classes=n), "norm": cfg.loss.d_norm}
+        self.arch_d = {**self.discriminator_arch(self.channels("a"), n_classes=n), "norm": cfg.loss.d_norm}
         if cfg.loss.d_form == "paper":
             self.arch_d.update(form="strided", max_mult=32, slope=0.01, adv_kernel=3, cls_kernel=size >> layers, head_bias=False)
         self.G, self.D = self.new_generator(self.arch_g), self.new_discriminator(self.arch_d)
