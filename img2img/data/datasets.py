@@ -31,7 +31,8 @@ class CacheGroup:
 
     names: the batch entries one decode fills ('a', 'b' for a pair, 'a' or 'b' alone otherwise);
     count: how many items; key_part: 0 if the key's i picks the item, 1 if its j does;
-    decode(index) -> one PIL image per name; path(index) -> the file, for warnings.
+    decode(index) -> one PIL image per name; path(index) -> the file, for warnings;
+    size(index) -> (width, height) of the decoded image(s), from the file's header.
     Groups are listed in the order the streaming path draws their augmentation.
     """
 
@@ -40,6 +41,11 @@ class CacheGroup:
     key_part: int
     decode: Callable[[int], tuple]
     path: Callable[[int], Path]
+    size: Callable[[int], tuple[int, int]] = None
+
+    def __post_init__(self):
+        if self.size is None:
+            self.size = lambda index: image_size(self.path(index))
 
 
 class StepBatchSampler(Sampler):
@@ -123,6 +129,31 @@ class _SeededDataset(Dataset):
         count = min(count, len(self))
         return [(i, i % self.n_b if self.n_b else i, 12345 + i) for i in range(count)]
 
+    def training_shapes(self) -> dict[str, set[tuple[int, int]]]:
+        """{batch entry: the (height, width) its training tensors take}; one each unless the preprocess keeps whole
+        images of different shapes (scale_width, none). Read from the files' headers."""
+        t = self.transform
+        shapes: dict[str, set] = {}
+        for g in self.cache_groups():
+            if t.crops:
+                found = {(t.crop_h, t.crop_w)}
+            else:
+                found = {t.output_hw(*g.size(k)[::-1]) for k in range(g.count)}
+            for name in g.names:
+                shapes[name] = found
+        return shapes
+
+    def check_batchable(self, batch_size: int) -> None:
+        """A clear error where whole images of different shapes would have to share a batch."""
+        if batch_size < 2 or self.transform.crops:
+            return
+        for name, shapes in self.training_shapes().items():
+            if len(shapes) > 1:
+                listed = ", ".join(f"{w}x{h}" for h, w in sorted(shapes)[:4]) + (", ..." if len(shapes) > 4 else "")
+                raise UserError(f"--preprocess {self.transform.mode} keeps each image whole, and the {name.upper()} images come out in "
+                                f"{len(shapes)} shapes ({listed}), which cannot share a batch: use --batch-size 1, or a mode "
+                                f"that crops (scale_width_and_crop, crop)")
+
 
 class PairedABDataset(_SeededDataset):
     """One folder of side-by-side images: the left half is A, the right half is B."""
@@ -154,7 +185,11 @@ class PairedABDataset(_SeededDataset):
         return {"a": a, "b": b, **self.meta(i, j)}
 
     def cache_groups(self) -> list[CacheGroup]:
-        return [CacheGroup(("a", "b"), len(self.a_files), 0, self._halves, self.a_files.__getitem__)]
+        return [CacheGroup(("a", "b"), len(self.a_files), 0, self._halves, self.a_files.__getitem__, self._half_size)]
+
+    def _half_size(self, i: int) -> tuple[int, int]:
+        w, h = image_size(self.a_files[i])
+        return w // 2, h
 
     def meta(self, i: int, j: int) -> dict:
         return {"a_path": str(self.a_files[i]), "b_path": str(self.a_files[i])}
@@ -270,8 +305,15 @@ def _too_narrow(path: Path) -> bool:
         return True
 
 
-def build_dataset(kind: str, cfg: DataConfig, method: str) -> _SeededDataset:
-    """The dataset a method asks for ('paired', 'unpaired' or 'domains'), from the data flags in cfg."""
+def build_dataset(kind: str, cfg: DataConfig, method: str, stride: int = 4) -> _SeededDataset:
+    """The dataset a method asks for ('paired', 'unpaired' or 'domains'), from the data flags in cfg.
+    stride: the generator's; the preprocess modes that keep whole images round their sides to it."""
+    dataset = _build_dataset(kind, cfg, method)
+    dataset.transform.stride = stride
+    return dataset
+
+
+def _build_dataset(kind: str, cfg: DataConfig, method: str) -> _SeededDataset:
     if kind == "paired":
         if cfg.data and (cfg.a or cfg.b):
             raise UserError(f"{method}: give either --data (side-by-side images) or --a and --b, not both")

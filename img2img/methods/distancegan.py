@@ -148,6 +148,10 @@ class DistanceGAN(Method):
         checkpoint, so a resumed run never recomputes them.
         """
         w = self.cfg.loss
+        uneven = [name for name, shapes in dataset.training_shapes().items() if len(shapes) > 1]
+        if uneven:  # distances are taken between whole images, which must then have one shape
+            raise UserError(f"distancegan compares images pixel by pixel, but --preprocess {self.cfg.data.preprocess} keeps the "
+                            f"{uneven[0].upper()} images whole in several shapes: use a --preprocess that crops")
         if not w.normalize:
             self.stats = {"a": [0.0, 1.0], "b": [0.0, 1.0]}
             return

@@ -104,6 +104,9 @@ class StarGAN(Method):
         if cfg.loss.n_critic < 1:
             raise UserError(f"loss.n_critic must be at least 1, got {cfg.loss.n_critic}")
         size = cfg.data.image_size
+        if cfg.loss.d_form == "paper" and (cfg.data.crop_hw != (size, size) or "crop" not in cfg.data.preprocess):
+            raise UserError(f"stargan's paper discriminator classifies {size}x{size} images with one kernel the size of its "
+                            f"last map: train on square crops (no --crop-height; a --preprocess that crops) or use --d-form patch")
         if cfg.loss.d_form == "paper":  # recorded in the run's config, like the 'unet' generator name
             cfg.net.d_layers = paper_discriminator_layers(size)
         elif cfg.loss.global_d:
