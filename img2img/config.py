@@ -70,7 +70,8 @@ class DataConfig:
     load_size: int = option(0, "resize (the width, for --preprocess scale_width*) to this before the random crop; "
                                "0 = image_size*286/256 (the papers' ratio)", ge=0, le=16384)
     preprocess: str = option("resize_and_crop", "how images are sized, as the reference code: resize_and_crop (to load "
-                             "size, the crop's aspect), scale_width (width to load size, keeping the aspect; whole images), "
+                             "size, the crop's aspect), scale_width (width to load size, keeping the aspect unless the height "
+                             "would fall below the crop's; whole images), "
                              "scale_width_and_crop, crop (no resize) or none (whole images, sides rounded to the "
                              "generator's stride); whole images of different shapes need --batch-size 1",
                              ("resize_and_crop", "scale_width", "scale_width_and_crop", "crop", "none"))

@@ -143,12 +143,18 @@ class _SeededDataset(Dataset):
                 shapes[name] = found
         return shapes
 
-    def check_batchable(self, batch_size: int) -> None:
-        """A clear error where whole images of different shapes would have to share a batch."""
-        if batch_size < 2 or self.transform.crops:
+    def check_shapes(self, batch_size: int, min_side: int = 1) -> None:
+        """Clear errors where whole images (scale_width, none) of different shapes would have to share a batch, or
+        one would be smaller than the nets can take (min_side)."""
+        if self.transform.crops:
             return
         for name, shapes in self.training_shapes().items():
-            if len(shapes) > 1:
+            small = [(h, w) for h, w in shapes if min(h, w) < min_side]
+            if small:
+                h, w = small[0]
+                raise UserError(f"--preprocess {self.transform.mode} keeps images whole, and some {name.upper()} images come out "
+                                f"{w}x{h}, under the {min_side} px the discriminator needs: use a mode that resizes or crops")
+            if batch_size > 1 and len(shapes) > 1:
                 listed = ", ".join(f"{w}x{h}" for h, w in sorted(shapes)[:4]) + (", ..." if len(shapes) > 4 else "")
                 raise UserError(f"--preprocess {self.transform.mode} keeps each image whole, and the {name.upper()} images come out in "
                                 f"{len(shapes)} shapes ({listed}), which cannot share a batch: use --batch-size 1, or a mode "
