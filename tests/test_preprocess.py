@@ -177,3 +177,10 @@ def test_settings_that_do_not_fit_the_generator_are_refused(unpaired_dirs):
     with pytest.raises(UserError, match="--load-size 42 does not fit"):
         config_mod.build_config(get_method("cyclegan"), overrides={"data.a": str(a), "data.b": str(b), "data.image_size": 32,
                                                                    "data.load_size": 42, "data.preprocess": "scale_width"})
+
+
+def test_distancegan_refuses_whole_images_of_several_shapes(cli, tmp_path, mixed_pairs):
+    a_dir, b_dir = mixed_pairs
+    result = cli(["train", "distancegan", "--a", a_dir, "--b", b_dir, "--preprocess", "none", "--self-distance",
+                  "--batch-size", "1", "--steps", "1", "--set", "net.d_layers=2", "--out", tmp_path / "run", *TINY_FLAGS])
+    assert result.exit_code == 2 and "pixel by pixel" in result.output, result.output

@@ -148,10 +148,6 @@ class DistanceGAN(Method):
         checkpoint, so a resumed run never recomputes them.
         """
         w = self.cfg.loss
-        uneven = [name for name, shapes in dataset.training_shapes().items() if len(shapes) > 1]
-        if uneven:  # distances are taken between whole images, which must then have one shape
-            raise UserError(f"distancegan compares images pixel by pixel, but --preprocess {self.cfg.data.preprocess} keeps the "
-                            f"{uneven[0].upper()} images whole in several shapes: use a --preprocess that crops")
         if not w.normalize:
             self.stats = {"a": [0.0, 1.0], "b": [0.0, 1.0]}
             return
@@ -174,6 +170,9 @@ class DistanceGAN(Method):
         need = 1 if w.self_distance else 2
         stats = {}
         for name, imgs in (("a", a_imgs), ("b", b_imgs)):
+            if any(img.shape != imgs[0].shape for img in imgs):  # distances are taken between images of one shape
+                raise UserError(f"distancegan compares images pixel by pixel, but --preprocess {self.cfg.data.preprocess} keeps "
+                                f"the {name.upper()} images whole in several shapes: use a --preprocess that crops")
             if len(imgs) < need:
                 raise UserError(f"distancegan needs at least {need} images in domain {name.upper()} to estimate distance statistics")
             # at least 3 batches (3 pairs; self-distance: 2 values) for a std; a small folder gets smaller batches
