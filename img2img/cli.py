@@ -137,6 +137,7 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("device", ("--device",), "train.device", str, metavar="DEVICE"),
     Flag("precision", ("--precision",), "train.precision", str),
     Flag("ema", ("--ema",), "train.ema", float, metavar="DECAY"),
+    Flag("recipe", ("--recipe",), "train.recipe", str, metavar="NAME"),
     Flag("compile", ("--compile/--no-compile",), "train.compile", bool),
     Flag("channels_last", ("--channels-last/--no-channels-last",), "train.channels_last", bool),
     Flag("seed", ("--seed",), "train.seed", int, metavar="N"),
@@ -472,9 +473,15 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
     table.add_row("trained at", f"{d['image_size']} px, {escape(channels)}, {d['step']} steps")
     for name, g in d["generators"].items():
         attention = f", self-attention at 1/{g['arch']['attention']} of the input side" if g["arch"].get("attention") else ""
-        table.add_row(f"generator {name}", f"{describe_generator(g['arch'])}{attention}, {mf.parameter_count()[name]:,} parameters")
+        skip = ", input skip (learns a change of the input)" if g["arch"].get("input_skip") else ""
+        table.add_row(f"generator {name}", f"{describe_generator(g['arch'])}{attention}{skip}, {mf.parameter_count()[name]:,} parameters")
     if "classifier" in d:
         table.add_row("discriminator", describe_discriminator(d["classifier"]["arch"]))
+    recipe = d.get("config", {}).get("train", {}).get("recipe")
+    if recipe:
+        from img2img.recipes import describe
+
+        table.add_row("recipe", escape(describe(recipe)))
     init = d.get("config", {}).get("net", {}).get("init")
     if init:
         table.add_row("initialisation", "PyTorch default" if init == "default" else init)

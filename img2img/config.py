@@ -125,6 +125,7 @@ class NetConfig:
     init_gain: float = option(0.02, "scale of the initial weights", gt=0, le=10)
     spectral_norm: bool = option(False, "spectral normalisation on every discriminator layer")
     attention_res: int = option(0, "SAGAN self-attention block in the generator and the discriminator where their feature maps are this many pixels on a side at --image-size (image_size/2 or /4 fit every net; e.g. 16 at 64 px); 0 = none", ge=0)
+    input_skip: bool = option(False, "ResNet generators learn a change of their input, tanh(atanh(x) + f(x)), starting as the identity (f's last conv zero): short trainings edit the photo instead of redrawing it")
     minibatch_std: bool = option(False, "minibatch standard-deviation feature (ProGAN) as an extra channel before the discriminator's last layer (needs batch size 2 or more to see anything)")
 
 
@@ -149,6 +150,7 @@ class TrainConfig:
     instance_noise: float = option(0.0, "instance noise: std of Gaussian noise added to every discriminator input (real and generated, images in [-1, 1]) at step 0, falling linearly to 0 at train.instance_noise_steps; 0 = off", ge=0, le=100)
     instance_noise_steps: int = option(0, "step at which the instance noise has fallen to 0; 0 = the end of the run (train.steps; needed when training by epochs)", ge=0)
     diffaugment: str = option("", "DiffAugment: comma-separated transforms applied to real and generated images alike before the discriminator, with gradients to the generator: color, translation, cutout (e.g. color,translation,cutout); empty = off")
+    recipe: str = option("", "named settings measured to beat the paper defaults at a budget (README section Recipes; img2img/recipes.py), applied over the paper defaults and under your own flags; empty = the paper defaults")
     ema: float = option(0.0, "keep an exponential moving average of the generator weights with this decay (e.g. 0.999) and ship it in model.pt; 0 = off", ge=0, lt=1)
     workers: int = option(-1, "data-loading worker processes; -1 = auto (0 on CPU)", ge=-1, le=256)
     sample_every: int = option(0, "also write a preview grid every N steps (0 = by time only: see sample_minutes)", ge=0)
@@ -304,6 +306,11 @@ def build_config(method_cls: type, config_file: str | Path | None = None, overri
     cfg = default_config(method_cls)
     explicit = read_toml(config_file) if config_file else {}
     explicit.update(overrides or {})
+    recipe = explicit.get("train.recipe")
+    if recipe:  # over the paper defaults, under what the user set
+        from img2img.recipes import recipe_settings
+
+        apply(cfg, recipe_settings(str(recipe), method_cls.name))
     apply(cfg, with_run_length_settled(explicit))
     validate(cfg)
     return cfg

@@ -43,6 +43,8 @@ def generator_arch(cfg: RunConfig, cond_channels: int = 0, direction: str = "a2b
             "padding": n.padding, "first_pad": "zero" if cond_channels else n.padding, "resample_kernel": n.resample_kernel}
     if n.attention_res:  # only when set, so files without the option describe the same nets as before
         arch["attention"] = attention_divisor(cfg)
+    if n.input_skip:
+        arch["input_skip"] = True
     return arch
 
 

@@ -72,7 +72,9 @@ def build_generator(arch: dict) -> nn.Module:
             if padding not in PADDINGS or arch.get("first_pad", padding) not in PADDINGS:
                 raise UserError(f"unknown padding in {arch!r}; choose from {', '.join(PADDINGS)}")
             return ResnetGenerator(n_blocks=n, padding=padding, first_pad=arch.get("first_pad", padding),
-                                   resample_kernel=arch.get("resample_kernel", 3), **common)
+                                   resample_kernel=arch.get("resample_kernel", 3), input_skip=arch.get("input_skip", False), **common)
+        if arch.get("input_skip"):
+            raise ValueError("the input skip is an option of the ResNet generators (the U-Net has skips of its own)")
         return UnetGenerator(n_down=n, **common)
     except ValueError as exc:  # an option the chosen architecture cannot take
         raise UserError(f"generator {arch['name']}: {exc}") from None

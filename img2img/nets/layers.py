@@ -75,8 +75,15 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn
 
     "default" keeps PyTorch's own initialisation of each layer, as StarGAN's code does (it calls no init).
     """
-    if kind == "default":
-        return net
+    if kind != "default":
+        _init_layers(net, kind, gain)
+    for m in net.modules():  # a net whose design fixes some starting values (ResnetGenerator's input skip)
+        if hasattr(m, "after_init"):
+            m.after_init()
+    return net
+
+
+def _init_layers(net: nn.Module, kind: str, gain: float) -> None:
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             w = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
@@ -95,7 +102,6 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
-    return net
 
 
 def append_label_maps(x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:

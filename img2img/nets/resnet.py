@@ -13,6 +13,9 @@ from img2img.nets.attention import SelfAttention
 from img2img.nets.layers import append_label_maps, conv_bias, norm_layer, pad_layer
 
 
+SKIP_LIMIT = 0.999
+
+
 class ResnetBlock(nn.Module):
     def __init__(self, channels: int, norm: str, dropout: bool, padding: str = "reflect"):
         super().__init__()
@@ -36,14 +39,19 @@ class ResnetGenerator(nn.Module):
     first_pad is the padding of the first 7x7 conv (default: padding). A conditional generator needs
     "zero" there: reflection turns the constant label maps into per-channel offsets that the instance
     norm right after subtracts (see layers.append_label_maps); StarGAN's code zero-pads it for this reason.
+    input_skip: the net learns a change of its input instead of the whole image, tanh(atanh(x) + f(x)),
+    with f's last conv zero-initialised (after_init), so it starts as the identity: translation as an edit
+    of the photo, which a short training cannot blur into a worse copy (tests/test_input_skip.py).
     """
 
     n_down = 2
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: bool = False, cond_channels: int = 0, padding: str = "reflect",
-                 first_pad: str | None = None, resample_kernel: int = 3, attention: int = 0):
+                 first_pad: str | None = None, resample_kernel: int = 3, attention: int = 0, input_skip: bool = False):
         super().__init__()
+        if input_skip and in_channels != out_channels:
+            raise ValueError(f"an input skip needs as many output channels as input ones ({in_channels} in, {out_channels} out)")
         if resample_kernel not in (3, 4):
             raise ValueError(f"resample_kernel must be 3 or 4, got {resample_kernel}")
         if attention and attention not in (1, 2, 4):
@@ -68,14 +76,26 @@ class ResnetGenerator(nn.Module):
             layers += [nn.ConvTranspose2d(ch, ch // 2, k, stride=2, padding=1, output_padding=extra, bias=bias),
                        norm_layer(norm, ch // 2), nn.ReLU(True)]
             ch //= 2
-        layers += [pad_layer(padding, 3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
+        layers += [pad_layer(padding, 3), nn.Conv2d(ch, out_channels, 7)]
+        if not input_skip:
+            layers.append(nn.Tanh())  # with the skip, the tanh comes after adding the input back (forward)
         self.model = nn.Sequential(*layers)
-        self.cond_channels = cond_channels
+        self.cond_channels, self.input_skip = cond_channels, input_skip
 
     @property
     def stride(self) -> int:
         """Input sides must be multiples of this (translate pads to it)."""
         return 2 ** self.n_down
 
+    def after_init(self) -> None:
+        """Called by layers.init_weights: with the input skip, the last conv starts at zero (identity net)."""
+        if self.input_skip:
+            nn.init.zeros_(self.model[-1].weight)
+            nn.init.zeros_(self.model[-1].bias)
+
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model(append_label_maps(x, cond))
+        y = self.model(append_label_maps(x, cond))
+        if self.input_skip:
+            # atanh of inputs clamped just inside (-1, 1): saturated pixels come back within 1e-3 (0.13 of a level)
+            return torch.tanh(y + torch.atanh(x.clamp(-SKIP_LIMIT, SKIP_LIMIT)))
+        return y

@@ -1,0 +1,47 @@
+"""Named recipes: settings measured to give better results than the paper defaults at a given budget.
+
+A recipe is applied over the method's paper defaults and under everything the user sets (flags, --set,
+--config), and its name is stored in the run's config, so `img2img info` shows which recipe made a model.
+The paper defaults stay the default; each recipe says where its evidence is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from img2img.errors import UserError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    methods: tuple[str, ...]
+    settings: dict
+    summary: str
+    evidence: str
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> None:
+    RECIPES[recipe.name] = recipe
+
+
+def recipe_settings(name: str, method: str) -> dict:
+    """The settings of recipe `name` for `method`, or a one-line error naming the recipes there are."""
+    recipe = RECIPES.get(name)
+    if recipe is None:
+        known = ", ".join(f"{r.name} ({'/'.join(r.methods)})" for r in RECIPES.values()) or "none"
+        raise UserError(f"unknown recipe {name!r}; recipes: {known}")
+    if method not in recipe.methods:
+        raise UserError(f"recipe {name!r} is for {', '.join(recipe.methods)}, not {method}")
+    return dict(recipe.settings)
+
+
+def describe(name: str) -> str:
+    recipe = RECIPES.get(name)
+    if recipe is None:
+        return f"{name} (not known to this version)"
+    shown = ", ".join(f"{k}={v}" for k, v in recipe.settings.items())
+    return f"{name}: {recipe.summary} ({shown})"
