@@ -175,3 +175,39 @@ def test_diffaugment_colour_gives_an_input_and_an_output_of_different_channels_t
     assert y.shape == (4, 4, 8, 8)
     assert (y[:, :1] - y[:, 1:]).abs().max() < 1e-5
     assert (y[:, :1] - g).abs().mean() > 0.05  # and it did change them
+
+
+@pytest.fixture(scope="module")
+def cyclegan_gray_colour(tmp_path_factory, gray_colour_pairs) -> Path:
+    a, b = gray_colour_pairs
+    return _run("cyclegan", tmp_path_factory.mktemp("cg") / "run", {"data.a": str(a), "data.b": str(b), "data.channels_a": 1,
+                                                                     "loss.lambda_idt": 0}, steps=1)
+
+
+@pytest.mark.parametrize("direction, out_channels", [("a2b", 3), ("b2a", 1)])
+def test_video_of_a_grayscale_in_or_out_model_plays_with_its_frames_and_size(cli, cyclegan_gray_colour, tmp_path,
+                                                                            direction, out_channels):
+    from test_video import make_clip, read_frames
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=5, size=(40, 32))
+    out = tmp_path / "out.mp4"
+    result = cli(["translate", cyclegan_gray_colour, clip, "-o", out, "--direction", direction, "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    frames = read_frames(out)
+    assert frames.shape == (5, 32, 40, 3)  # players get 3-channel frames either way
+    spread = np.abs(frames[..., 0].astype(int) - frames[..., 2].astype(int)).mean()
+    assert (spread < 3) if out_channels == 1 else (spread > 3)  # a grayscale output stays gray
+
+
+def test_onnx_export_of_a_grayscale_to_colour_generator_takes_1_channel_and_gives_3(cyclegan_gray_colour, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from img2img.export import export_model
+
+    export_model(cyclegan_gray_colour, tmp_path / "g.onnx", "a2b")
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"))
+    x = session.get_inputs()[0]
+    assert x.shape[1] == 1
+    y = session.run(None, {x.name: np.zeros((2, 1, 24, 36), np.float32)})[0]
+    assert y.shape == (2, 3, 24, 36)
