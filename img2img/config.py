@@ -102,6 +102,11 @@ class DataConfig:
         return self.crop_height or self.image_size, self.image_size
 
     @property
+    def net_side(self) -> int:
+        """The side the 'unet' generator is sized for: the largest both crop sides are multiples of (square: image_size)."""
+        return math.gcd(*self.crop_hw)
+
+    @property
     def load_hw(self) -> tuple[int, int]:
         """(height, width) resize_and_crop resizes to: load_size wide, as high as the crop's aspect makes it."""
         w = self.resolved_load_size
@@ -342,7 +347,7 @@ def _check_nets_fit_the_images(cfg: RunConfig) -> None:
     from img2img.nets import generator_stride, resolve_generator_name
 
     n, d, size = cfg.net, cfg.data, cfg.data.image_size
-    name = resolve_generator_name(n.generator, size)
+    name = resolve_generator_name(n.generator, d.net_side)
     stride = generator_stride(name)  # a UserError for unknown or out-of-range names
     fit = "a multiple of 4" if name.startswith("resnet") else f"a multiple of {stride}, or --generator unet"
     for flag, value in (("--image-size", size), ("--crop-height", d.crop_height),

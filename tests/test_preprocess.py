@@ -184,3 +184,16 @@ def test_distancegan_refuses_whole_images_of_several_shapes(cli, tmp_path, mixed
     result = cli(["train", "distancegan", "--a", a_dir, "--b", b_dir, "--preprocess", "none", "--self-distance",
                   "--batch-size", "1", "--steps", "1", "--set", "net.d_layers=2", "--out", tmp_path / "run", *TINY_FLAGS])
     assert result.exit_code == 2 and "pixel by pixel" in result.output, result.output
+
+
+def test_the_unet_is_sized_for_both_sides_of_a_non_square_crop(paired_dir):
+    """'unet' = as deep as the crop allows: 256x144 crops are multiples of 16, so unet_16 (unet_256 would not fit 144)."""
+    cfg = config_mod.build_config(get_method("pix2pix"), overrides={"data.data": str(paired_dir), "data.image_size": 256,
+                                                                    "data.crop_height": 144})
+    m = get_method("pix2pix")(cfg, torch.device("cpu"))
+    assert m.arch_g["name"] == "unet_16"
+    y = m.G(torch.zeros(1, 3, 144, 256))
+    assert y.shape == (1, 3, 144, 256)
+    with pytest.raises(UserError, match="--crop-height 144 does not fit the unet_256"):
+        config_mod.build_config(get_method("pix2pix"), overrides={"data.data": str(paired_dir), "data.image_size": 256,
+                                                                  "data.crop_height": 144, "net.generator": "unet_256"})

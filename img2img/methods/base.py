@@ -38,7 +38,7 @@ def generator_arch(cfg: RunConfig, cond_channels: int = 0, direction: str = "a2b
     """
     n, d = cfg.net, cfg.data
     in_channels, out_channels = d.direction_channels(direction)
-    arch = {"name": resolve_generator_name(n.generator, d.image_size), "in_channels": in_channels,
+    arch = {"name": resolve_generator_name(n.generator, d.net_side), "in_channels": in_channels,
             "out_channels": out_channels, "ngf": n.ngf, "norm": n.norm, "dropout": n.dropout, "cond_channels": cond_channels,
             "padding": n.padding, "first_pad": "zero" if cond_channels else n.padding, "resample_kernel": n.resample_kernel}
     if n.attention_res:  # only when set, so files without the option describe the same nets as before
@@ -87,7 +87,7 @@ class Method:
         # fp16 needs loss scaling; the loop calls scaler.update() once per step, after all optimizers stepped.
         self.scaler = (torch.amp.GradScaler(device.type, init_scale=FP16_INIT_SCALE)
                        if amp_dtype == torch.float16 else None)
-        cfg.net.generator = resolve_generator_name(cfg.net.generator, cfg.data.image_size)
+        cfg.net.generator = resolve_generator_name(cfg.net.generator, cfg.data.net_side)
 
     # ----- helpers for the subclasses
     def amp(self) -> contextlib.AbstractContextManager:

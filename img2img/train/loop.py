@@ -161,7 +161,7 @@ class Trainer:
         self.precision = resolve_precision(cfg.train.precision, device, step_gflop=generator_step_gflop(cfg, self.dist.world))
         method_cls = get_method(cfg.method)
         self.dataset = build_dataset(method_cls.dataset_kind, cfg.data, cfg.method, stride=generator_stride(
-            resolve_generator_name(cfg.net.generator, cfg.data.image_size)))
+            resolve_generator_name(cfg.net.generator, cfg.data.net_side)))
         sizes_d = getattr(cfg.loss, "sizes_discriminator", False)  # StarGAN's D fits itself to the size
         self.dataset.check_shapes(cfg.train.batch_size, 1 if sizes_d else 3 * 2**cfg.net.d_layers)
         self.n_b = getattr(self.dataset, "n_b", 0)
