@@ -211,3 +211,21 @@ def test_onnx_export_of_a_grayscale_to_colour_generator_takes_1_channel_and_give
     assert x.shape[1] == 1
     y = session.run(None, {x.name: np.zeros((2, 1, 24, 36), np.float32)})[0]
     assert y.shape == (2, 3, 24, 36)
+
+
+def test_eval_reads_inputs_at_the_models_input_channels_and_references_at_its_output_channels(gray_colour_pairs, tmp_path):
+    from img2img.metrics.evaluate import plan_eval
+
+    a, b = gray_colour_pairs
+    plan = plan_eval(a=b, b=b, channels=(1, 3), paired=True)  # a grayscale-to-colour model scored on colour photos
+    sample = plan.samples[0]
+    assert sample.source().shape[0] == 1 and sample.target().shape[0] == 3 and plan.references[0]().shape[0] == 3
+    pairs = tmp_path / "ab"
+    pairs.mkdir()
+    photo = _photo((40, 32), 2)
+    both = Image.new("RGB", (80, 32))
+    both.paste(photo, (0, 0))
+    both.paste(photo, (40, 0))
+    both.save(pairs / "0.png")
+    sample = plan_eval(data=pairs, channels=(3, 1)).samples[0]
+    assert sample.source().shape == (3, 32, 40) and sample.target().shape == (1, 32, 40)

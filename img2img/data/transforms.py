@@ -57,8 +57,6 @@ class PairTransform:
         self.mode = cfg.preprocess
         self.crop_h, self.crop_w = cfg.crop_hw
         self.load_h, self.load_w = cfg.load_hw
-        self.crop_size = self.crop_w  # square crops: the side
-        self.load_size = self.load_w
         self.flip, self.stride = cfg.flip, stride
         self.crops = "crop" in self.mode
         self.center_side = cfg.center_crop
