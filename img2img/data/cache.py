@@ -1,7 +1,8 @@
 """The training data path that keeps an accelerator fed: decode each image once, augment on the device.
 
 A folder dataset is decoded, converted and resized once per image into one uint8 tensor per batch
-entry, (N, C, load_h, load_w) (one tensor per image where the preprocess keeps each image's shape), in host memory (pinned on CUDA, so copies are asynchronous). Each step
+entry, (N, C, load_h, load_w) (or one tensor per image where the preprocess keeps each image's
+shape), in host memory (pinned on CUDA, so copies are asynchronous). Each step
 then only gathers its images, copies them to the device as uint8 (a quarter of the bytes of float)
 and crops, flips and normalises there (PairTransform.finish). The random crop/flip of a key comes
 from PairTransform.draw with a generator seeded by the key's seed, in the streaming path's draw

@@ -41,8 +41,7 @@ def center_crop_steps(side: int) -> list:
 #   scale_width           the same scaling, no crop: the whole image, height rounded to the generator's stride
 #   crop                  no resize, random crop (an image smaller than the crop is first enlarged, keeping its aspect)
 #   none                  no resize, no crop: each side rounded to a multiple of the generator's stride
-PREPROCESS_MODES = ("resize_and_crop", "scale_width", "scale_width_and_crop", "crop", "none")
-VARIABLE_SIZE_MODES = ("scale_width", "none")  # whole images: batches of such need images of one shape
+# (the choices live in config.DataConfig.preprocess)
 
 
 class PairTransform:
