@@ -113,6 +113,8 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("labels", ("--labels",), "data.labels", Path, metavar="CSV"),
     Flag("attrs", ("--attrs",), "data.attrs", str, metavar="A,B,..."),
     Flag("direction", ("--direction",), "data.direction", str),
+    Flag("channels_a", ("--channels-a",), "data.channels_a", int),
+    Flag("channels_b", ("--channels-b",), "data.channels_b", int),
     Flag("out", ("--out", "-o"), None, Path, "run directory (default: runs/<method>, numbered if taken)", "DIR"),
     Flag("config", ("--config",), None, Path, "TOML file with [data] [net] [train] [loss] tables; flags override it", "FILE"),
     Flag("set_", ("--set",), None, list[str], "override any setting, e.g. --set train.lr=1e-4 (repeatable)", "KEY=VALUE"),
@@ -122,7 +124,9 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("epochs", ("--epochs",), "train.epochs", int, metavar="N"),
     Flag("batch_size", ("--batch-size",), "train.batch_size", int, metavar="N"),
     Flag("image_size", ("--image-size",), "data.image_size", int, metavar="PX"),
+    Flag("crop_height", ("--crop-height",), "data.crop_height", int, metavar="PX"),
     Flag("load_size", ("--load-size",), "data.load_size", int, metavar="PX"),
+    Flag("preprocess", ("--preprocess",), "data.preprocess", str),
     Flag("no_flip", ("--no-flip",), None, None, "no random horizontal flips"),
     Flag("generator", ("--generator",), "net.generator", str, metavar="NAME"),
     Flag("ngf", ("--ngf",), "net.ngf", int, metavar="N"),
@@ -148,7 +152,7 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
 )
 # CLI flag parameter name -> config key. Only flags the user actually gives become overrides.
 FLAG_KEYS = {f.name: f.key for f in TRAIN_FLAGS if f.key}
-_DATA_FLAG_NAMES = {"a", "b", "data", "images", "labels", "attrs", "direction"}
+_DATA_FLAG_NAMES = {"a", "b", "data", "images", "labels", "attrs", "direction", "channels_a", "channels_b"}
 
 
 def setting_field(key: str) -> dataclasses.Field:
@@ -461,7 +465,12 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
     table.add_row("directions", escape(", ".join(mf.directions)))
     if d.get("domains"):
         table.add_row("attributes" if "attributes" in mf.directions else "domains", escape(", ".join(d["domains"])))
-    table.add_row("trained at", f"{d['image_size']} px, {d['channels']} channel(s), {d['step']} steps")
+    archs = {name: g["arch"] for name, g in d["generators"].items()}
+    if all(a["in_channels"] == a["out_channels"] == d["channels"] for a in archs.values()):
+        channels = f"{d['channels']} channel(s)"
+    else:  # e.g. grayscale to colour
+        channels = ", ".join(f"{name} {a['in_channels']} to {a['out_channels']} channels" for name, a in archs.items())
+    table.add_row("trained at", f"{d['image_size']} px, {escape(channels)}, {d['step']} steps")
     for name, g in d["generators"].items():
         attention = f", self-attention at 1/{g['arch']['attention']} of the input side" if g["arch"].get("attention") else ""
         skip = ", input skip (learns a change of the input)" if g["arch"].get("input_skip") else ""

@@ -64,16 +64,54 @@ class DataConfig:
     labels: str | None = option(None, "CSV with a file column and 0/1 or -1/1 attribute columns (multi-label StarGAN)")
     attrs: str | None = option(None, "comma-separated attribute columns of --labels to train on (default: all)")
     direction: str = option("a2b", "which side is the input for paired data", ("a2b", "b2a"))
-    image_size: int = option(256, "training crop size in pixels", ge=16, le=8192)
-    load_size: int = option(0, "resize to this before the random crop; 0 = image_size*286/256 (the papers' ratio)", ge=0, le=16384)
+    image_size: int = option(256, "training crop size in pixels (its width when --crop-height is set)", ge=16, le=8192)
+    crop_height: int = option(0, "height of the training crop in pixels; 0 = image_size (square). E.g. --image-size 256 "
+                                 "--crop-height 144 trains a 16:9 video model on undistorted 16:9 crops", ge=0, le=8192)
+    load_size: int = option(0, "resize (the width, for --preprocess scale_width*) to this before the random crop; "
+                               "0 = image_size*286/256 (the papers' ratio)", ge=0, le=16384)
+    preprocess: str = option("resize_and_crop", "how images are sized, as the reference code: resize_and_crop (to load "
+                             "size, the crop's aspect), scale_width (width to load size, keeping the aspect unless the height "
+                             "would fall below the crop's; whole images), "
+                             "scale_width_and_crop, crop (no resize) or none (whole images, sides rounded to the "
+                             "generator's stride); whole images of different shapes need --batch-size 1",
+                             ("resize_and_crop", "scale_width", "scale_width_and_crop", "crop", "none"))
     center_crop: int = option(0, "first cut the centre square of this side (pixels) from each image, then resize (StarGAN's "
                                  "CelebA: 178); 0 = off", ge=0, le=16384)
     flip: bool = option(True, "random horizontal flips (the same flip for both images of a pair)")
     channels: int = option(3, "image channels: 3 (RGB) or 1 (grayscale)", (1, 3))
+    channels_a: int = option(0, "channels of domain A images (e.g. 1 for grayscale inputs to colourise): 1 or 3; 0 = data.channels", (0, 1, 3))
+    channels_b: int = option(0, "channels of domain B images: 1 or 3; 0 = data.channels", (0, 1, 3))
+
+    def channels_of(self, domain: str) -> int:
+        """Channels of domain 'a' or 'b': its own count, or data.channels where that is 0 (files before the split)."""
+        own = {"a": self.channels_a, "b": self.channels_b}[domain]
+        return own or self.channels
+
+    def direction_channels(self, direction: str = "a2b") -> tuple[int, int]:
+        """(input, output) channels of a translation 'a2b' or 'b2a'."""
+        source, target = ("a", "b") if direction == "a2b" else ("b", "a")
+        return self.channels_of(source), self.channels_of(target)
 
     @property
     def resolved_load_size(self) -> int:
         return self.load_size or round(self.image_size * 286 / 256)
+
+    @property
+    def crop_hw(self) -> tuple[int, int]:
+        """(height, width) of the training crop."""
+        return self.crop_height or self.image_size, self.image_size
+
+    @property
+    def net_side(self) -> int:
+        """The side the 'unet' generator is sized for: the largest both crop sides are multiples of (square: image_size)."""
+        return math.gcd(*self.crop_hw)
+
+    @property
+    def load_hw(self) -> tuple[int, int]:
+        """(height, width) resize_and_crop resizes to: load_size wide, as high as the crop's aspect makes it."""
+        w = self.resolved_load_size
+        h, cw = self.crop_hw
+        return (w if h == cw else round(w * h / cw)), w
 
 
 @dataclass
@@ -309,13 +347,16 @@ def _check_nets_fit_the_images(cfg: RunConfig) -> None:
     """The generator's depth and the PatchGAN's halvings must fit the training crop."""
     from img2img.nets import generator_stride, resolve_generator_name
 
-    n, size = cfg.net, cfg.data.image_size
-    name = resolve_generator_name(n.generator, size)
+    n, d, size = cfg.net, cfg.data, cfg.data.image_size
+    name = resolve_generator_name(n.generator, d.net_side)
     stride = generator_stride(name)  # a UserError for unknown or out-of-range names
-    if size % stride:
-        fit = "a multiple of 4" if name.startswith("resnet") else f"a multiple of {stride}, or --generator unet"
-        raise UserError(f"--image-size {size} does not fit the {name} generator, which halves the image "
-                        f"{stride.bit_length() - 1} times; use {fit}")
+    fit = "a multiple of 4" if name.startswith("resnet") else f"a multiple of {stride}, or --generator unet"
+    for flag, value in (("--image-size", size), ("--crop-height", d.crop_height),
+                        ("--load-size", d.resolved_load_size if d.preprocess == "scale_width" else 0)):
+        if value % stride:
+            raise UserError(f"{flag} {value} does not fit the {name} generator, which halves the image "
+                            f"{stride.bit_length() - 1} times; use {fit}")
+    size = min(d.crop_hw)
     if size // 2**n.d_layers < 3 and not getattr(cfg.loss, "sizes_discriminator", False):
         fit = max(k for k in range(1, 11) if size // 2**k >= 3)
         raise UserError(f"the discriminator with net.d_layers={n.d_layers} halves the image {n.d_layers} times, too often "
@@ -332,6 +373,8 @@ def validate(cfg: RunConfig) -> None:
         raise UserError("give either --steps or --epochs, not both")
     if d.load_size and d.load_size < d.image_size:
         raise UserError(f"--load-size ({d.load_size}) must be at least --image-size ({d.image_size})")
+    if d.crop_height and d.crop_height < 16:
+        raise UserError(f"--crop-height must be at least 16 pixels (or 0: square crops), got {d.crop_height}")
     _check_nets_fit_the_images(cfg)
     validate_stabilisers(cfg)
 

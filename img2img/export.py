@@ -141,8 +141,9 @@ def export_model(model: str | Path, output: str | Path, direction: str | None = 
     same_direction = {d: e for d, e in mf.directions.items() if e.get("generator") == gen_name}
     meta = {"format": "img2img-export/1", "method": mf.method, "direction": direction, "generator": gen_name,
             "arch": arch["name"], "stride": stride, "channels": arch["in_channels"],
-            "input": "x: float32 (N, C, H, W) in [-1, 1], H and W multiples of stride",
-            "output": "float32 (N, C, H, W) in [-1, 1]",
+            "out_channels": arch["out_channels"],
+            "input": f"x: float32 (N, {arch['in_channels']}, H, W) in [-1, 1], H and W multiples of stride",
+            "output": f"float32 (N, {arch['out_channels']}, H, W) in [-1, 1]",
             "inputs": ["x", "cond"] if conditional else ["x"],
             "cond": {d: e["cond"] for d, e in same_direction.items() if "cond" in e} if conditional else {},
             "domains": list(mf.data.get("domains", [])), "test_time_norm": mf.data.get("test_time_norm", "running"),

@@ -34,9 +34,15 @@ class ImagePool:
         return torch.cat(out, 0)
 
     def state_dict(self) -> dict:
+        """The stored images as one tensor, or as a list where they differ in size (whole-image preprocessing)."""
+        if self.images and any(img.shape != self.images[0].shape for img in self.images):
+            return {"size": self.size, "images": [img.cpu() for img in self.images]}
         return {"size": self.size, "images": torch.cat(self.images, 0).cpu() if self.images else torch.empty(0)}
 
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
         self.size = int(state["size"])
         stored = state["images"]
-        self.images = [img.unsqueeze(0).to(device) for img in stored] if stored.numel() else []
+        if isinstance(stored, list):
+            self.images = [img.to(device) for img in stored]
+        else:
+            self.images = [img.unsqueeze(0).to(device) for img in stored] if stored.numel() else []

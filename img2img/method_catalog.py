@@ -26,8 +26,8 @@ CATALOG: dict[str, MethodInfo] = {
 
 # The data flags each kind of dataset reads (the others would be ignored, so they are not offered).
 DATA_FLAGS: dict[str, tuple[str, ...]] = {
-    "paired": ("a", "b", "data", "direction"),
-    "unpaired": ("a", "b"),
+    "paired": ("a", "b", "data", "direction", "channels_a", "channels_b"),
+    "unpaired": ("a", "b", "channels_a", "channels_b"),
     "domains": ("data", "images", "labels", "attrs"),
 }
 

@@ -352,3 +352,37 @@ def test_training_resize_is_bicubic_and_identical_on_both_images_of_a_pair():
     bilinear = torch.from_numpy(np.array(img.resize((32, 32), Image.BILINEAR))).permute(2, 0, 1).float()
     assert (got - bicubic).abs().mean() < 1.5  # PIL's bicubic, up to rounding
     assert (got - bilinear).abs().mean() > 4 * (got - bicubic).abs().mean()
+
+
+def _train_pix2pix_on(cli, folder, out):
+    from conftest import TINY_FLAGS
+
+    return cli(["train", "pix2pix", "--data", folder, "--steps", "1", "--out", out, *TINY_FLAGS])
+
+
+@pytest.mark.parametrize("size", [(64, 64), (48, 64), (300, 64)])
+def test_pix2pix_on_photos_that_are_not_ab_pairs_warns_once_and_trains(cli, tmp_path, size):
+    """Square, portrait or very wide strips are not A|B pairs: one warning line, and the run still trains."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(4):
+        Image.new("RGB", size, (40 * k, 90, 200)).save(folder / f"{k}.png")
+    Image.new("RGB", (128, 64)).save(folder / "4.png")  # one pair-shaped image among them changes nothing
+    result = _train_pix2pix_on(cli, folder, tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "A|B side-by-side" in line]
+    assert len(lines) == 1, result.output
+    assert "4 of 5 images" in lines[0] and "--a DIR --b DIR" in lines[0] and "halves" in lines[0]
+    assert (tmp_path / "run" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize("size", [(128, 64), (96, 64), (200, 64)])
+def test_pix2pix_on_ab_pairs_does_not_warn(cli, tmp_path, size):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    for k in range(4):
+        Image.new("RGB", size, (40 * k, 90, 200)).save(folder / f"{k}.png")
+    Image.new("RGB", (64, 64)).save(folder / "4.png")  # a minority of odd shapes is not worth a warning
+    result = _train_pix2pix_on(cli, folder, tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "A|B side-by-side" not in result.output

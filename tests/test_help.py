@@ -70,7 +70,7 @@ def test_train_help_lists_the_methods_options_with_defaults_and_choices(method):
     kind = CATALOG[method].dataset_kind
     for flag in cli.TRAIN_FLAGS:
         decl = flag.decls[0].split("/")[0]
-        is_data = flag.name in {"a", "b", "data", "images", "labels", "attrs", "direction"}
+        is_data = flag.name in cli._DATA_FLAG_NAMES
         if is_data and flag.name not in DATA_FLAGS[kind]:
             assert f"{decl} " not in shown, f"{decl} is listed for {method}, which does not read it"
             continue

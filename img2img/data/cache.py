@@ -1,7 +1,8 @@
 """The training data path that keeps an accelerator fed: decode each image once, augment on the device.
 
 A folder dataset is decoded, converted and resized once per image into one uint8 tensor per batch
-entry, (N, C, load, load), in host memory (pinned on CUDA, so copies are asynchronous). Each step
+entry, (N, C, load_h, load_w) (or one tensor per image where the preprocess keeps each image's
+shape), in host memory (pinned on CUDA, so copies are asynchronous). Each step
 then only gathers its images, copies them to the device as uint8 (a quarter of the bytes of float)
 and crops, flips and normalises there (PairTransform.finish). The random crop/flip of a key comes
 from PairTransform.draw with a generator seeded by the key's seed, in the streaming path's draw
@@ -38,9 +39,26 @@ _UNKNOWN, _READY, _BAD = 0, 1, 2
 
 
 def cache_bytes(dataset: _SeededDataset) -> int:
-    """Bytes the decoded cache of this dataset takes."""
+    """Bytes the decoded cache of this dataset takes (where resized sizes vary, from each file's header)."""
     t = dataset.transform
-    return sum(g.count * len(g.names) for g in dataset.cache_groups()) * t.channels * t.load_size ** 2
+    total = 0
+    for g in dataset.cache_groups():
+        channels = sum(dataset.image_channels[name] for name in g.names)
+        if t.uniform:
+            total += g.count * channels * t.load_h * t.load_w
+        else:
+            for index in range(g.count):
+                h, w = t.resized_hw(*stored_source_hw(g, index, t))
+                total += channels * h * w
+    return total
+
+
+def stored_source_hw(group, index: int, transform) -> tuple[int, int]:
+    """(height, width) of an item's image after the optional centre crop, from its file's header."""
+    w, h = group.size(index)
+    if transform.center_side:
+        h = w = min(transform.center_side, h, w)
+    return h, w
 
 
 def memory_budget_bytes() -> int:
@@ -66,15 +84,23 @@ def cache_fits(dataset: _SeededDataset, budget: int | None = None) -> bool:
 
 
 class DecodedImages:
-    """The decoded, resized uint8 images of a dataset, filled on demand."""
+    """The decoded, resized uint8 images of a dataset, filled on demand.
+
+    Where every resized image has one size (resize_and_crop) they fill one preallocated (N, C, H, W)
+    tensor per batch entry; where sizes differ (the other preprocess modes) each image is kept as its own
+    (C, H, W) tensor, so no image is padded or squeezed to share a shape with the others.
+    """
 
     def __init__(self, dataset: _SeededDataset, pin: bool = False):
         self.dataset, self.transform = dataset, dataset.transform
         self.groups = dataset.cache_groups()
+        self.pin = pin
         t = self.transform
-        shape = (t.channels, t.load_size, t.load_size)
-        self.store = {name: torch.empty((g.count, *shape), dtype=torch.uint8, pin_memory=pin)
-                      for g in self.groups for name in g.names}
+        if t.uniform:
+            self.store = {name: torch.empty((g.count, dataset.image_channels[name], t.load_h, t.load_w), dtype=torch.uint8, pin_memory=pin)
+                          for g in self.groups for name in g.names}
+        else:
+            self.store = {name: [None] * g.count for g in self.groups for name in g.names}
         self.state = [bytearray(g.count) for g in self.groups]
         self._lock = threading.Lock()
 
@@ -82,8 +108,10 @@ class DecodedImages:
         g = self.groups[group]
         try:
             images = [self.transform.resized(img) for img in g.decode(index)]
-            if any(im.shape != self.store[g.names[0]].shape[1:] for im in images):
-                raise ValueError(f"decoded to an unexpected shape {tuple(images[0].shape)}")
+            for name, im in zip(g.names, images):
+                want = self.store[name].shape[1:] if self.transform.uniform else (self.dataset.image_channels[name], *images[0].shape[1:])
+                if im.shape != want:
+                    raise ValueError(f"decoded to an unexpected shape {tuple(im.shape)}")
         except Exception as exc:  # noqa: BLE001 - one bad file must not end a long run; it is named once below
             reason = str(exc).partition(": ")[2] if str(exc).startswith(str(g.path(index))) else str(exc)
             with self._lock:
@@ -92,9 +120,23 @@ class DecodedImages:
                     warn_unreadable(g.path(index), f"{reason or type(exc).__name__} (found during training; using the next image)")
             return
         for name, im in zip(g.names, images):
-            self.store[name][index].copy_(im)
+            if self.transform.uniform:
+                self.store[name][index].copy_(im)
+            else:
+                self.store[name][index] = im.pin_memory() if self.pin else im.clone()
         with self._lock:
             self.state[group][index] = _READY
+
+    def size(self, name: str, index: int) -> tuple[int, int] | None:
+        """(height, width) of a decoded item; None where all have the transform's load size."""
+        return None if self.transform.uniform else tuple(self.store[name][index].shape[-2:])
+
+    def gather(self, name: str, index: list[int], device: torch.device) -> torch.Tensor | list[torch.Tensor]:
+        """The decoded items on device: one (N, C, H, W) stack, or a list of (C, H, W) where sizes vary."""
+        if self.transform.uniform:
+            stack = self.store[name].index_select(0, torch.tensor(index))
+            return stack.pin_memory().to(device, non_blocking=True) if device.type != "cpu" else stack
+        return [self.store[name][k].to(device, non_blocking=True) for k in index]
 
     def resolve(self, group: int, index: int) -> int:
         """The item to use for index: itself once decoded, or the next good one if it cannot be read."""
@@ -152,15 +194,12 @@ class CachedBatches:
                 k = self.images.resolve(gi, ij[g.key_part])
                 used.append(k)
                 ij[g.key_part] = k
-                params[gi].append(self.transform.draw(gen))
+                params[gi].append(self.transform.draw(gen, self.images.size(g.names[0], k)))
             resolved.append((used, ij))
         for gi, g in enumerate(self.images.groups):
-            index = torch.tensor([used[gi] for used, _ in resolved])
+            index = [used[gi] for used, _ in resolved]
             for name in g.names:
-                stack = self.images.store[name].index_select(0, index)
-                if self.device.type != "cpu":
-                    stack = stack.pin_memory().to(self.device, non_blocking=True)
-                images = self.transform.finish(stack, params[gi])
+                images = self.transform.finish(self.images.gather(name, index, self.device), params[gi])
                 out[name] = images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
         metas = [self.dataset.meta(*ij) for _, ij in resolved]
         for key in metas[0]:

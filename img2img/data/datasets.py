@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from img2img.config import DataConfig
-from img2img.data.io import UnreadableImage, files_by_stem, image_size, list_images, list_usable_images, load_image, usable_images, warn_unreadable
+from img2img.data.io import (UnreadableImage, files_by_stem, image_size, list_images, list_usable_images, load_image, to_mode,
+                             usable_images, warn, warn_unreadable)
 from img2img.data.transforms import PairTransform
 from img2img.errors import UserError
 from img2img.rng import cpu_rng_seeded
@@ -30,7 +31,8 @@ class CacheGroup:
 
     names: the batch entries one decode fills ('a', 'b' for a pair, 'a' or 'b' alone otherwise);
     count: how many items; key_part: 0 if the key's i picks the item, 1 if its j does;
-    decode(index) -> one PIL image per name; path(index) -> the file, for warnings.
+    decode(index) -> one PIL image per name; path(index) -> the file, for warnings;
+    size(index) -> (width, height) of the decoded image(s), from the file's header.
     Groups are listed in the order the streaming path draws their augmentation.
     """
 
@@ -39,6 +41,11 @@ class CacheGroup:
     key_part: int
     decode: Callable[[int], tuple]
     path: Callable[[int], Path]
+    size: Callable[[int], tuple[int, int]] = None
+
+    def __post_init__(self):
+        if self.size is None:
+            self.size = lambda index: image_size(self.path(index))
 
 
 class StepBatchSampler(Sampler):
@@ -86,6 +93,7 @@ class _SeededDataset(Dataset):
     """Base for the folder datasets: augmentation randomness comes from the key's seed only."""
 
     n_b = 0  # unpaired datasets draw B partners independently
+    image_channels: dict[str, int]  # channels of the images under each batch entry ('a', 'b')
 
     def __len__(self) -> int:
         return len(self.a_files)
@@ -121,6 +129,37 @@ class _SeededDataset(Dataset):
         count = min(count, len(self))
         return [(i, i % self.n_b if self.n_b else i, 12345 + i) for i in range(count)]
 
+    def training_shapes(self) -> dict[str, set[tuple[int, int]]]:
+        """{batch entry: the (height, width) its training tensors take}; one each unless the preprocess keeps whole
+        images of different shapes (scale_width, none). Read from the files' headers."""
+        t = self.transform
+        shapes: dict[str, set] = {}
+        for g in self.cache_groups():
+            if t.crops:
+                found = {(t.crop_h, t.crop_w)}
+            else:
+                found = {t.output_hw(*g.size(k)[::-1]) for k in range(g.count)}
+            for name in g.names:
+                shapes[name] = found
+        return shapes
+
+    def check_shapes(self, batch_size: int, min_side: int = 1) -> None:
+        """Clear errors where whole images (scale_width, none) of different shapes would have to share a batch, or
+        one would be smaller than the nets can take (min_side)."""
+        if self.transform.crops:
+            return
+        for name, shapes in self.training_shapes().items():
+            small = [(h, w) for h, w in shapes if min(h, w) < min_side]
+            if small:
+                h, w = small[0]
+                raise UserError(f"--preprocess {self.transform.mode} keeps images whole, and some {name.upper()} images come out "
+                                f"{w}x{h}, under the {min_side} px the discriminator needs: use a mode that resizes or crops")
+            if batch_size > 1 and len(shapes) > 1:
+                listed = ", ".join(f"{w}x{h}" for h, w in sorted(shapes)[:4]) + (", ..." if len(shapes) > 4 else "")
+                raise UserError(f"--preprocess {self.transform.mode} keeps each image whole, and the {name.upper()} images come out in "
+                                f"{len(shapes)} shapes ({listed}), which cannot share a batch: use --batch-size 1, or a mode "
+                                f"that crops (scale_width_and_crop, crop)")
+
 
 class PairedABDataset(_SeededDataset):
     """One folder of side-by-side images: the left half is A, the right half is B."""
@@ -133,24 +172,30 @@ class PairedABDataset(_SeededDataset):
         self.a_files = [p for p in files if p not in narrow]
         if not self.a_files:
             raise UserError(f"paired data folder {folder}: none of its images can be split into A|B halves")
+        warn_if_not_pairs(folder, self.a_files)
         self.transform = PairTransform(cfg)
-        self.channels = cfg.channels
+        self.image_channels = {"a": cfg.channels_of("a"), "b": cfg.channels_of("b")}
 
     def _halves(self, i: int):
         path = self.a_files[i]
-        img = load_image(path, self.channels)
+        img = load_image(path, max(self.image_channels.values()))
         w, h = img.size
         half = w // 2
         if half < 1:  # the file changed since the scan
             raise UnreadableImage(f"{path}: too narrow to split into A|B halves ({w} pixels wide)")
-        return img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
+        a, b = img.crop((0, 0, half, h)), img.crop((half, 0, 2 * half, h))
+        return to_mode(a, self.image_channels["a"]), to_mode(b, self.image_channels["b"])
 
     def load(self, i: int, j: int) -> dict:
         a, b = self.transform.pair(*self._halves(i))
         return {"a": a, "b": b, **self.meta(i, j)}
 
     def cache_groups(self) -> list[CacheGroup]:
-        return [CacheGroup(("a", "b"), len(self.a_files), 0, self._halves, self.a_files.__getitem__)]
+        return [CacheGroup(("a", "b"), len(self.a_files), 0, self._halves, self.a_files.__getitem__, self._half_size)]
+
+    def _half_size(self, i: int) -> tuple[int, int]:
+        w, h = image_size(self.a_files[i])
+        return w // 2, h
 
     def meta(self, i: int, j: int) -> dict:
         return {"a_path": str(self.a_files[i]), "b_path": str(self.a_files[i])}
@@ -182,10 +227,10 @@ class PairedFoldersDataset(_SeededDataset):
         self.a_files = [a_files[s] for s in stems]
         self.b_files = [b_files[s] for s in stems]
         self.transform = PairTransform(cfg)
-        self.channels = cfg.channels
+        self.image_channels = {"a": cfg.channels_of("a"), "b": cfg.channels_of("b")}
 
     def _pair(self, i: int):
-        return load_image(self.a_files[i], self.channels), load_image(self.b_files[i], self.channels)
+        return load_image(self.a_files[i], self.image_channels["a"]), load_image(self.b_files[i], self.image_channels["b"])
 
     def load(self, i: int, j: int) -> dict:
         a, b = self.transform.pair(*self._pair(i))
@@ -206,19 +251,57 @@ class UnpairedDataset(_SeededDataset):
         self.b_files = list_usable_images(b_dir, "--b folder")
         self.n_b = len(self.b_files)
         self.transform = PairTransform(cfg)
-        self.channels = cfg.channels
+        self.image_channels = {"a": cfg.channels_of("a"), "b": cfg.channels_of("b")}
+
+    def _a(self, i: int):
+        return load_image(self.a_files[i], self.image_channels["a"])
+
+    def _b(self, j: int):
+        return load_image(self.b_files[j], self.image_channels["b"])
 
     def load(self, i: int, j: int) -> dict:
-        a = self.transform.single(load_image(self.a_files[i], self.channels))
-        b = self.transform.single(load_image(self.b_files[j], self.channels))
+        a = self.transform.single(self._a(i))
+        b = self.transform.single(self._b(j))
         return {"a": a, "b": b, **self.meta(i, j)}
 
     def cache_groups(self) -> list[CacheGroup]:
-        return [CacheGroup(("a",), len(self.a_files), 0, lambda i: (load_image(self.a_files[i], self.channels),), self.a_files.__getitem__),
-                CacheGroup(("b",), len(self.b_files), 1, lambda j: (load_image(self.b_files[j], self.channels),), self.b_files.__getitem__)]
+        return [CacheGroup(("a",), len(self.a_files), 0, lambda i: (self._a(i),), self.a_files.__getitem__),
+                CacheGroup(("b",), len(self.b_files), 1, lambda j: (self._b(j),), self.b_files.__getitem__)]
 
     def meta(self, i: int, j: int) -> dict:
         return {"a_path": str(self.a_files[i]), "b_path": str(self.b_files[j])}
+
+
+# An A|B image is two pictures side by side, about 2:1 (facades, maps: 512x256). Width/height outside
+# this range is far from that: a square or portrait photo (under 1.5) or a strip wider than two 1:1
+# halves allow for (over 4: even two 16:9 frames side by side are 3.6:1).
+PAIR_ASPECT_RANGE = (1.5, 4.0)
+PAIR_CHECK_SAMPLE = 256  # header reads are cheap, but a 100k-image folder needs only a sample
+
+
+def warn_if_not_pairs(folder: str | Path, files: list[Path]) -> bool:
+    """One warning when most images of an A|B folder do not have the shape of two images side by side.
+
+    pix2pix would still train, on the left and right halves of each photo, which is almost never
+    what was meant: two folders of matching names (--a/--b) is the usual intent. Returns True if it warned.
+    """
+    step = max(1, len(files) // PAIR_CHECK_SAMPLE)
+    ratios = []
+    for path in files[::step]:
+        try:
+            w, h = image_size(path)
+        except UnreadableImage:
+            continue
+        ratios.append(w / max(h, 1))
+    lo, hi = PAIR_ASPECT_RANGE
+    odd = [r for r in ratios if not lo <= r <= hi]
+    if not ratios or len(odd) * 2 <= len(ratios):
+        return False
+    typical = sorted(odd)[len(odd) // 2]
+    warn(f"{len(odd)} of {len(ratios)} images{' checked' if step > 1 else ''} in {folder} are far from the 2:1 shape of "
+         f"A|B side-by-side pairs (typically {typical:.2f}:1, width:height): pix2pix will train on their left and right "
+         f"halves as A and B. For two folders of matching file names use --a DIR --b DIR")
+    return True
 
 
 def _too_narrow(path: Path) -> bool:
@@ -228,8 +311,15 @@ def _too_narrow(path: Path) -> bool:
         return True
 
 
-def build_dataset(kind: str, cfg: DataConfig, method: str) -> _SeededDataset:
-    """The dataset a method asks for ('paired', 'unpaired' or 'domains'), from the data flags in cfg."""
+def build_dataset(kind: str, cfg: DataConfig, method: str, stride: int = 4) -> _SeededDataset:
+    """The dataset a method asks for ('paired', 'unpaired' or 'domains'), from the data flags in cfg.
+    stride: the generator's; the preprocess modes that keep whole images round their sides to it."""
+    dataset = _build_dataset(kind, cfg, method)
+    dataset.transform.stride = stride
+    return dataset
+
+
+def _build_dataset(kind: str, cfg: DataConfig, method: str) -> _SeededDataset:
     if kind == "paired":
         if cfg.data and (cfg.a or cfg.b):
             raise UserError(f"{method}: give either --data (side-by-side images) or --a and --b, not both")

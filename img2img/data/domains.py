@@ -134,11 +134,11 @@ class _LabelledDataset(_SeededDataset):
     labels: torch.Tensor  # (N, n_domains) float
 
     def load(self, i: int, j: int) -> dict:
-        img = self.transform.single(load_image(self.a_files[i], self.channels))
+        img = self.transform.single(load_image(self.a_files[i], self.image_channels["a"]))
         return {"a": img, **self.meta(i, j)}
 
     def cache_groups(self) -> list[CacheGroup]:
-        return [CacheGroup(("a",), len(self.a_files), 0, lambda i: (load_image(self.a_files[i], self.channels),), self.a_files.__getitem__)]
+        return [CacheGroup(("a",), len(self.a_files), 0, lambda i: (load_image(self.a_files[i], self.image_channels["a"]),), self.a_files.__getitem__)]
 
     def meta(self, i: int, j: int) -> dict:
         return {"label": self.labels[i].clone(), "a_path": str(self.a_files[i])}
@@ -161,7 +161,7 @@ class DomainFolderDataset(_LabelledDataset):
         self.domain_ids = torch.tensor(ids)
         self.labels = torch.nn.functional.one_hot(self.domain_ids, len(self.domains)).float()
         self.transform = PairTransform(cfg)
-        self.channels = cfg.channels
+        self.image_channels = {"a": cfg.channels_of("a")}
 
     def preview_keys(self, count: int):
         """Round-robin over the domains, so the sample grid shows inputs from each."""
@@ -230,7 +230,7 @@ class AttributeDataset(_LabelledDataset):
         self.a_files = good
         self.labels = torch.tensor([labels[keep[p]] for p in good], dtype=torch.float32)
         self.transform = PairTransform(cfg)
-        self.channels = cfg.channels
+        self.image_channels = {"a": cfg.channels_of("a")}
 
 
 def build_domain_dataset(cfg: DataConfig, method: str = "stargan") -> _LabelledDataset:

@@ -122,6 +122,13 @@ def check_image(path: str | Path) -> str | None:
     return None
 
 
+def warn(text: str) -> None:
+    """One yellow warning line on stderr (text is rich markup-free: brackets print as written)."""
+    from rich.markup import escape
+
+    _stderr.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
+
+
 def warn_unreadable(path: str | Path, reason: str) -> None:
     _stderr.print(f"[yellow]warning:[/] skipping {path}: {reason}", soft_wrap=True)
 

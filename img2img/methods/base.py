@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from img2img.config import RunConfig, attention_divisor
+from img2img.errors import UserError
 from img2img.nets import build_discriminator, build_generator, init_weights, resolve_generator_name
 from img2img.nets.d_inputs import DiscriminatorInputs
 from img2img.nets.layers import for_inference
@@ -28,15 +29,17 @@ def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
         net.requires_grad_(flag)
 
 
-def generator_arch(cfg: RunConfig, cond_channels: int = 0) -> dict:
-    """The arch dict of the generator a run's settings describe.
+def generator_arch(cfg: RunConfig, cond_channels: int = 0, direction: str = "a2b") -> dict:
+    """The arch dict of the generator a run's settings describe, translating `direction` ('a2b' or 'b2a'):
+    it takes the source domain's channels and gives the target's (data.channels_a / channels_b).
 
     A conditional generator's first conv is always zero-padded (first_pad), whatever net.padding says:
     with reflection the label maps become offsets that the instance norm after it removes (nets.layers).
     """
     n, d = cfg.net, cfg.data
-    arch = {"name": resolve_generator_name(n.generator, d.image_size), "in_channels": d.channels,
-            "out_channels": d.channels, "ngf": n.ngf, "norm": n.norm, "dropout": n.dropout, "cond_channels": cond_channels,
+    in_channels, out_channels = d.direction_channels(direction)
+    arch = {"name": resolve_generator_name(n.generator, d.net_side), "in_channels": in_channels,
+            "out_channels": out_channels, "ngf": n.ngf, "norm": n.norm, "dropout": n.dropout, "cond_channels": cond_channels,
             "padding": n.padding, "first_pad": "zero" if cond_channels else n.padding, "resample_kernel": n.resample_kernel}
     if n.attention_res:  # only when set, so files without the option describe the same nets as before
         arch["attention"] = attention_divisor(cfg)
@@ -80,11 +83,13 @@ class Method:
     def __init__(self, cfg: RunConfig, device: torch.device, amp_dtype: torch.dtype | None = None):
         self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
         t = cfg.train
-        self.d_inputs = DiscriminatorInputs(t.diffaugment, t.instance_noise, t.instance_noise_steps or t.steps, cfg.data.channels)
+        # The images a D input may hold: one of either domain, or (pix2pix) source and target side by side.
+        source, target = cfg.data.direction_channels(cfg.data.direction)
+        self.d_inputs = DiscriminatorInputs(t.diffaugment, t.instance_noise, t.instance_noise_steps or t.steps, (source, target))
         # fp16 needs loss scaling; the loop calls scaler.update() once per step, after all optimizers stepped.
         self.scaler = (torch.amp.GradScaler(device.type, init_scale=FP16_INIT_SCALE)
                        if amp_dtype == torch.float16 else None)
-        cfg.net.generator = resolve_generator_name(cfg.net.generator, cfg.data.image_size)
+        cfg.net.generator = resolve_generator_name(cfg.net.generator, cfg.data.net_side)
 
     # ----- helpers for the subclasses
     def amp(self) -> contextlib.AbstractContextManager:
@@ -92,8 +97,18 @@ class Method:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def generator_arch(self, cond_channels: int = 0) -> dict:
-        return generator_arch(self.cfg, cond_channels)
+    def generator_arch(self, cond_channels: int = 0, direction: str = "a2b") -> dict:
+        return generator_arch(self.cfg, cond_channels, direction)
+
+    def channels(self, domain: str) -> int:
+        return self.cfg.data.channels_of(domain)
+
+    def require_same_channels(self, why: str) -> None:
+        """Refuse domains of different channel counts where the method feeds one domain's images to a net built for the other."""
+        a, b = self.channels("a"), self.channels("b")
+        if a != b:
+            raise UserError(f"{self.name}: domains A and B differ in channels ({a} and {b}: data.channels_a, data.channels_b), "
+                            f"but {why}")
 
     def discriminator_arch(self, in_channels: int, n_classes: int = 0) -> dict:
         n = self.cfg.net

@@ -86,11 +86,12 @@ class CUT(Method):
         if parse_generator_name(cfg.net.generator)[0] != "resnet":
             raise UserError(f"{self.name} taps the encoder of a ResNet generator; use --generator resnet_9 (or resnet_6)")
         w = cfg.loss
+        self.require_same_channels("PatchNCE runs G's encoder on its own outputs (and on B images for the identity term)")
         self.arch_g = self.generator_arch()
         self.G = self.new_generator(self.arch_g)
-        self.D = self.new_discriminator(self.discriminator_arch(cfg.data.channels))
+        self.D = self.new_discriminator(self.discriminator_arch(self.channels("b")))
         self.taps = encoder_taps(self.G)
-        self.F = self.new_projection(PatchSampleMLP(tap_channels(self.G, cfg.data.channels, self.taps), w.mlp_width))
+        self.F = self.new_projection(PatchSampleMLP(tap_channels(self.G, self.channels("a"), self.taps), w.mlp_width))
         self.opt_G = self.adam(self.G.parameters(), cfg.train.lr)
         self.opt_F = self.adam(self.F.parameters(), cfg.train.lr)
         self.opt_D = self.adam(self.D.parameters(), self.lr_d)

@@ -39,10 +39,13 @@ class CycleGAN(Method):
 
     def __init__(self, cfg, device, amp_dtype=None):
         super().__init__(cfg, device, amp_dtype)
-        self.arch_g = self.generator_arch()
-        self.G_AB, self.G_BA = self.new_generator(self.arch_g), self.new_generator(self.arch_g)
-        d_arch = self.discriminator_arch(cfg.data.channels)
-        self.D_A, self.D_B = self.new_discriminator(d_arch), self.new_discriminator(d_arch)
+        if cfg.loss.lambda_idt > 0:  # as the reference asserts input_nc == output_nc for the identity loss
+            self.require_same_channels("the identity loss feeds B images to G_AB; train without it: --lambda-idt 0")
+        # G_AB: A's channels in, B's out (e.g. grayscale to colour), G_BA the reverse; each D judges its domain.
+        self.arch_g, self.arch_g_ba = self.generator_arch(direction="a2b"), self.generator_arch(direction="b2a")
+        self.G_AB, self.G_BA = self.new_generator(self.arch_g), self.new_generator(self.arch_g_ba)
+        self.D_A = self.new_discriminator(self.discriminator_arch(self.channels("a")))
+        self.D_B = self.new_discriminator(self.discriminator_arch(self.channels("b")))
         self.opt_G = self.adam(itertools.chain(self.G_AB.parameters(), self.G_BA.parameters()), cfg.train.lr)
         self.opt_D = self.adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), self.lr_d)
         self.adv = AdversarialLoss(cfg.train.gan_loss, cfg.train.gp_weight)
@@ -102,5 +105,5 @@ class CycleGAN(Method):
         self.pool_b.load_state_dict(state["pool_b"], self.device)
 
     def exported(self):
-        gens = {"G_AB": (self.arch_g, self.G_AB), "G_BA": (self.arch_g, self.G_BA)}
+        gens = {"G_AB": (self.arch_g, self.G_AB), "G_BA": (self.arch_g_ba, self.G_BA)}
         return gens, {"a2b": {"generator": "G_AB"}, "b2a": {"generator": "G_BA"}}

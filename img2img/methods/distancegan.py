@@ -125,12 +125,11 @@ class DistanceGAN(Method):
         if w.max_items < (1 if w.self_distance else 2):
             raise UserError(f"loss.max_items must be at least {1 if w.self_distance else 2}, got {w.max_items}")
         self.two_way = not w.one_way
-        self.arch_g = self.generator_arch()
-        d_arch = self.discriminator_arch(cfg.data.channels)
-        self.G_AB, self.D_B = self.new_generator(self.arch_g), self.new_discriminator(d_arch)
+        self.arch_g, self.arch_g_ba = self.generator_arch(direction="a2b"), self.generator_arch(direction="b2a")
+        self.G_AB, self.D_B = self.new_generator(self.arch_g), self.new_discriminator(self.discriminator_arch(self.channels("b")))
         gens, discs = [self.G_AB], [self.D_B]
         if self.two_way:
-            self.G_BA, self.D_A = self.new_generator(self.arch_g), self.new_discriminator(d_arch)
+            self.G_BA, self.D_A = self.new_generator(self.arch_g_ba), self.new_discriminator(self.discriminator_arch(self.channels("a")))
             gens.append(self.G_BA)
             discs.append(self.D_A)
         self._discs = discs
@@ -171,6 +170,9 @@ class DistanceGAN(Method):
         need = 1 if w.self_distance else 2
         stats = {}
         for name, imgs in (("a", a_imgs), ("b", b_imgs)):
+            if any(img.shape != imgs[0].shape for img in imgs):  # distances are taken between images of one shape
+                raise UserError(f"distancegan compares images pixel by pixel, but --preprocess {self.cfg.data.preprocess} keeps "
+                                f"the {name.upper()} images whole in several shapes: use a --preprocess that crops")
             if len(imgs) < need:
                 raise UserError(f"distancegan needs at least {need} images in domain {name.upper()} to estimate distance statistics")
             # at least 3 batches (3 pairs; self-distance: 2 values) for a std; a small folder gets smaller batches
@@ -263,6 +265,6 @@ class DistanceGAN(Method):
         gens = {"G_AB": (self.arch_g, self.G_AB)}
         directions = {"a2b": {"generator": "G_AB"}}
         if self.two_way:
-            gens["G_BA"] = (self.arch_g, self.G_BA)
+            gens["G_BA"] = (self.arch_g_ba, self.G_BA)
             directions["b2a"] = {"generator": "G_BA"}
         return gens, directions

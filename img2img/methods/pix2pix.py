@@ -41,9 +41,10 @@ class Pix2Pix(Method):
 
     def __init__(self, cfg, device, amp_dtype=None):
         super().__init__(cfg, device, amp_dtype)
-        self.arch_g = self.generator_arch()
+        self.arch_g = self.generator_arch(direction=cfg.data.direction)  # source channels in, target channels out
         self.G = self.new_generator(self.arch_g)
-        self.D = self.new_discriminator(self.discriminator_arch(2 * cfg.data.channels))
+        # D judges the input and an output side by side: source plus target channels
+        self.D = self.new_discriminator(self.discriminator_arch(sum(cfg.data.direction_channels(cfg.data.direction))))
         self.opt_G = self.adam(self.G.parameters(), cfg.train.lr)
         self.opt_D = self.adam(self.D.parameters(), self.lr_d)
         self.adv = AdversarialLoss(cfg.train.gan_loss, cfg.train.gp_weight)

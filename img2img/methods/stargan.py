@@ -104,6 +104,9 @@ class StarGAN(Method):
         if cfg.loss.n_critic < 1:
             raise UserError(f"loss.n_critic must be at least 1, got {cfg.loss.n_critic}")
         size = cfg.data.image_size
+        if cfg.loss.d_form == "paper" and (cfg.data.crop_hw != (size, size) or "crop" not in cfg.data.preprocess):
+            raise UserError(f"stargan's paper discriminator classifies {size}x{size} images with one kernel the size of its "
+                            f"last map: train on square crops (no --crop-height; a --preprocess that crops) or use --d-form patch")
         if cfg.loss.d_form == "paper":  # recorded in the run's config, like the 'unet' generator name
             cfg.net.d_layers = paper_discriminator_layers(size)
         elif cfg.loss.global_d:
@@ -113,8 +116,9 @@ class StarGAN(Method):
             fit = max(k for k in range(1, 12) if patch_output_size(size, k) >= 2)  # a 2x2 map, as the paper's D
             raise UserError(f"the discriminator with net.d_layers={layers} halves the image {layers} times, too often for "
                             f"{size} px images (needs {3 * 2**layers} px); use --set net.d_layers={fit} or --global-d")
+        self.require_same_channels("one generator translates between all domains")
         self.arch_g = self.generator_arch(cond_channels=n)
-        self.arch_d = {**self.discriminator_arch(cfg.data.channels, n_classes=n), "norm": cfg.loss.d_norm}
+        self.arch_d = {**self.discriminator_arch(self.channels("a"), n_classes=n), "norm": cfg.loss.d_norm}
         if cfg.loss.d_form == "paper":
             self.arch_d.update(form="strided", max_mult=32, slope=0.01, adv_kernel=3, cls_kernel=size >> layers, head_bias=False)
         self.G, self.D = self.new_generator(self.arch_g), self.new_discriminator(self.arch_d)

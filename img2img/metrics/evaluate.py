@@ -102,7 +102,7 @@ def _image(path: Path, channels: int) -> torch.Tensor:
 
 
 def plan_eval(*, a: str | Path | None = None, b: str | Path | None = None, data: str | Path | None = None,
-              direction: str = "a2b", channels: int = 3, limit: int = 0, paired: bool = False) -> EvalPlan:
+              direction: str = "a2b", channels: int | tuple[int, int] = 3, limit: int = 0, paired: bool = False) -> EvalPlan:
     """What to translate and what to compare with.
 
     --data DIR: A|B side-by-side images (always paired); the model's direction picks the input half.
@@ -110,7 +110,9 @@ def plan_eval(*, a: str | Path | None = None, b: str | Path | None = None, data:
     paired=True matches the two by file stem (every file needs its partner). For a multi-domain
     model (a direction like "to:zebra"), --a holds the inputs and --b real images of the target domain.
     limit > 0 keeps the first `limit` inputs and references (sorted by name).
+    channels: of inputs and references alike, or (input, output) channels of the model (grayscale to colour).
     """
+    c_in, c_out = channels if isinstance(channels, tuple) else (channels, channels)
     if data is not None:
         if a is not None or b is not None:
             raise UserError("give either --data (A|B images) or --a and --b, not both")
@@ -118,7 +120,7 @@ def plan_eval(*, a: str | Path | None = None, b: str | Path | None = None, data:
             raise UserError(f"--data holds A|B pairs, but the model translates {direction!r}; use --a and --b")
         files = list_images(data, "--data folder")[: limit or None]
         right_is_input = direction == "b2a"
-        samples = [Sample(f.stem, lambda f=f: _half(f, channels, right_is_input), lambda f=f: _half(f, channels, not right_is_input))
+        samples = [Sample(f.stem, lambda f=f: _half(f, c_in, right_is_input), lambda f=f: _half(f, c_out, not right_is_input))
                    for f in files]
         return EvalPlan(samples, [s.target for s in samples], True, f"{len(files)} A|B pairs in {data}", list(files))
     if a is None or b is None:
@@ -133,10 +135,10 @@ def plan_eval(*, a: str | Path | None = None, b: str | Path | None = None, data:
         if lonely:
             raise UserError(f"paired test folders must hold the same file names; {len(lonely)} without a partner "
                             f"({', '.join(lonely[:5])}{', ...' if len(lonely) > 5 else ''}); use --unpaired for FID/KID only")
-    samples = [Sample(f.stem, lambda f=f: _image(f, channels),
-                      (lambda g=by_stem[f.stem]: _image(g, channels)) if paired else None) for f in src_files]
+    samples = [Sample(f.stem, lambda f=f: _image(f, c_in),
+                      (lambda g=by_stem[f.stem]: _image(g, c_out)) if paired else None) for f in src_files]
     what = "pairs matched by file name" if paired else "unpaired images"
-    return EvalPlan(samples, [lambda g=g: _image(g, channels) for g in ref_files], paired,
+    return EvalPlan(samples, [lambda g=g: _image(g, c_out) for g in ref_files], paired,
                     f"{len(src_files)} {what}: {src} -> {ref}", src_files + ref_files)
 
 
@@ -235,7 +237,7 @@ def evaluate_model(model: str | Path, *, a: str | Path | None = None, b: str | P
     if paired is None:
         method_cls = METHODS.get(translator.model.method)
         paired = method_cls is not None and method_cls.dataset_kind == "paired"
-    plan = plan_eval(a=a, b=b, data=data, direction=translator.direction, channels=translator.channels, limit=limit,
+    plan = plan_eval(a=a, b=b, data=data, direction=translator.direction, channels=(translator.channels, translator.out_channels), limit=limit,
                      paired=paired)
     if extractor is None and not plan.paired:
         raise UserError("this test data is unpaired, so only FID/KID apply; do not skip them")

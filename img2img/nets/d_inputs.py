@@ -27,13 +27,25 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     return ops
 
 
-def color(x: torch.Tensor, image_channels: int) -> torch.Tensor:
+def color(x: torch.Tensor, image_channels: int | tuple[int, ...]) -> torch.Tensor:
     """Random brightness (+-0.5), saturation (x0..2) and contrast (x0.5..1.5) per sample, on images in [-1, 1].
     A D input holding several images side by side in channels (pix2pix's input|output) gets the same
-    factors for each, and each image's saturation is taken over its own channels."""
+    factors for each, and each image's saturation is taken over its own channels. image_channels: the
+    channels of each image (all alike when one number; a tuple for, e.g., a grayscale input and an RGB output)."""
     b, c, h, w = x.shape
-    y = x.view(b, c // image_channels, image_channels, h, w)
     r = lambda: torch.rand(b, 1, 1, 1, 1, device=x.device, dtype=x.dtype)  # noqa: E731
+    if isinstance(image_channels, tuple) and len(set(image_channels)) > 1:
+        brightness, saturation, contrast = r()[:, 0], r()[:, 0], r()[:, 0]  # drawn in the order of the path below
+        out = []
+        for y in x.split(list(image_channels), dim=1):
+            y = y + (brightness - 0.5)
+            mean = y.mean(dim=1, keepdim=True)
+            y = (y - mean) * (saturation * 2) + mean
+            mean = y.mean(dim=(1, 2, 3), keepdim=True)
+            out.append((y - mean) * (contrast + 0.5) + mean)
+        return torch.cat(out, 1)
+    per_image = image_channels[0] if isinstance(image_channels, tuple) else image_channels
+    y = x.view(b, c // per_image, per_image, h, w)
     y = y + (r() - 0.5)
     mean = y.mean(dim=2, keepdim=True)
     y = (y - mean) * (r() * 2) + mean
@@ -67,7 +79,7 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     return x * mask.unsqueeze(1)
 
 
-def diff_augment(x: torch.Tensor, ops: tuple[str, ...], image_channels: int = 3) -> torch.Tensor:
+def diff_augment(x: torch.Tensor, ops: tuple[str, ...], image_channels: int | tuple[int, ...] = 3) -> torch.Tensor:
     for op in ops:
         x = color(x, image_channels) if op == "color" else translation(x) if op == "translation" else cutout(x)
     return x
@@ -76,10 +88,27 @@ def diff_augment(x: torch.Tensor, ops: tuple[str, ...], image_channels: int = 3)
 class DiscriminatorInputs:
     """DiffAugment, then instance noise, on a D input; the identity when both are off."""
 
-    def __init__(self, policy: str = "", noise_std: float = 0.0, noise_steps: int = 0, image_channels: int = 3):
+    def __init__(self, policy: str = "", noise_std: float = 0.0, noise_steps: int = 0,
+                 image_channels: int | tuple[int, int] = 3):
+        """image_channels: channels of every image, or (source, target) when a method's domains differ:
+        a D input then holds one image of either, or (pix2pix) both side by side, source first."""
         self.ops = parse_policy(policy)
         self.noise_std, self.noise_steps, self.image_channels = noise_std, noise_steps, image_channels
         self.step = 0
+
+    def layout(self, channels: int) -> int | tuple[int, ...]:
+        """The channels of each image in a D input of this many channels."""
+        if not isinstance(self.image_channels, tuple):
+            return self.image_channels
+        source, target = self.image_channels
+        if source == target:
+            return source
+        if channels in (source, target):
+            return channels
+        if channels == source + target:
+            return (source, target)
+        raise ValueError(f"a discriminator input of {channels} channels holds neither a {source}- nor a {target}-channel "
+                         f"image nor both")
 
     @property
     def active(self) -> bool:
@@ -92,7 +121,7 @@ class DiscriminatorInputs:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.ops:
-            x = diff_augment(x, self.ops, self.image_channels)
+            x = diff_augment(x, self.ops, self.layout(x.shape[1]))
         sigma = self.noise_std_at(self.step)
         if sigma > 0:
             x = x + sigma * torch.randn_like(x)

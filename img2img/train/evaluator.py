@@ -61,7 +61,7 @@ class FIDEvaluator:
         self.extractor = extractor or load_inception(t.eval_inception, self.device)
         paired = get_method(cfg.method).dataset_kind == "paired"
         self.plan = plan_eval(a=t.eval_a, b=t.eval_b, data=t.eval_data, direction=self.direction,
-                              channels=cfg.data.channels, limit=t.eval_max, paired=paired)
+                              channels=cfg.data.direction_channels(self.direction), limit=t.eval_max, paired=paired)
         self.real = reference_features(self.plan, self.extractor, size=self.size)
         self.best = _previous_best(self.out / log_name)
 

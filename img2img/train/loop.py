@@ -39,7 +39,7 @@ from img2img.errors import UserError
 from img2img.methods import get_method
 from img2img.methods.base import generator_arch
 from img2img.modelfile import save_model
-from img2img.nets import generator_gflop
+from img2img.nets import generator_gflop, generator_stride, resolve_generator_name
 from img2img.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from img2img.train.distributed import any_rank, average_gradients_before_step, broadcast_parameters, init_distributed
 from img2img.train.ema import GeneratorEMA
@@ -116,7 +116,7 @@ def resume_config(out_dir: str | Path, overrides: dict) -> RunConfig:
 
 def generator_step_gflop(cfg: RunConfig, world: int = 1) -> float:
     """Generator GFLOP per training step in one process: the work that decides whether CPU bf16 pays."""
-    return generator_gflop(generator_arch(cfg), cfg.data.image_size) * max(1, cfg.train.batch_size // world)
+    return generator_gflop(generator_arch(cfg), *cfg.data.crop_hw) * max(1, cfg.train.batch_size // world)
 
 
 def _to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
@@ -160,7 +160,10 @@ class Trainer:
         self.device, self.main = device, self.dist.is_main
         self.precision = resolve_precision(cfg.train.precision, device, step_gflop=generator_step_gflop(cfg, self.dist.world))
         method_cls = get_method(cfg.method)
-        self.dataset = build_dataset(method_cls.dataset_kind, cfg.data, cfg.method)
+        self.dataset = build_dataset(method_cls.dataset_kind, cfg.data, cfg.method, stride=generator_stride(
+            resolve_generator_name(cfg.net.generator, cfg.data.net_side)))
+        sizes_d = getattr(cfg.loss, "sizes_discriminator", False)  # StarGAN's D fits itself to the size
+        self.dataset.check_shapes(cfg.train.batch_size, 1 if sizes_d else 3 * 2**cfg.net.d_layers)
         self.n_b = getattr(self.dataset, "n_b", 0)
 
         torch.manual_seed(cfg.train.seed)
@@ -345,8 +348,9 @@ class Trainer:
         end = min(self.total, start + self.stop_after) if self.stop_after else self.total
         data, feeding = self.batches(start)
         stack.callback(lambda: getattr(self, "cached", None) and self.cached.close())
-        self.preview = _to_device(default_collate([self.dataset[k] for k in self.dataset.preview_keys(4)]),
-                                  self.device, t.channels_last)
+        items = [self.dataset[k] for k in self.dataset.preview_keys(4)]
+        items = [x for x in items if x["a"].shape == items[0]["a"].shape and x.get("b", x["a"]).shape == items[0].get("b", items[0]["a"]).shape]
+        self.preview = _to_device(default_collate(items), self.device, t.channels_last)  # whole images of one shape
         self.log = stack.enter_context(open(self.out / LOG_FILE if main else os.devnull, "a", encoding="utf-8"))
         show = self.show_progress and main
 

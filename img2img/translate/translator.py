@@ -98,7 +98,8 @@ class Translator:
         self.generator = InferenceGenerator(self.model.generator(entry["generator"], self.device, test_dropout), self.precision,
                                             self.device, compile=compile)
         self.stride = generator_stride(arch["name"])
-        self.channels = arch["in_channels"]
+        self.channels = arch["in_channels"]  # inputs are converted to this (L or RGB) ...
+        self.out_channels = arch["out_channels"]  # ... and outputs come out with this (1: saved as grayscale 'L')
         self.ngf = arch["ngf"]
         cond = entry.get("cond")
         self.cond = torch.tensor(cond, dtype=torch.float32, device=self.device)[None] if cond is not None else None
