@@ -55,6 +55,6 @@ register(Recipe(
     summary="CycleGAN for budgets of minutes (a CPU, 64 px): a small generator that edits its input "
             "(starts as the identity), EMA weights, no identity loss",
     evidence="bench/results/2026-11-30-cpu-budget2/README.md: horse2zebra 64 px, 15 minutes of a 2-core AMD EPYC, "
-             "testA->B FID 204.0 / KID 0.111 (seed 0) against 208.8 / 0.119 for the untranslated inputs and "
-             "288.7 / 0.215 for the same small nets with the paper's settings",
+             "testA->B FID 204.0 and 200.7 / KID 0.111 and 0.106 (seeds 0, 1) against 208.8 / 0.119 for the untranslated "
+             "inputs and 288.7 and 269.8 / 0.215 and 0.196 for the same small nets with the paper's settings",
 ))
