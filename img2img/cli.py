@@ -470,7 +470,11 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
         channels = f"{d['channels']} channel(s)"
     else:  # e.g. grayscale to colour
         channels = ", ".join(f"{name} {a['in_channels']} to {a['out_channels']} channels" for name, a in archs.items())
-    table.add_row("trained at", f"{d['image_size']} px, {escape(channels)}, {d['step']} steps")
+    data_cfg = d.get("config", {}).get("data", {})
+    crop = (f"{d['image_size']}x{data_cfg['crop_height']} px crops" if data_cfg.get("crop_height") else f"{d['image_size']} px")
+    if data_cfg.get("preprocess", "resize_and_crop") != "resize_and_crop":
+        crop += f" ({data_cfg['preprocess']})"
+    table.add_row("trained at", f"{crop}, {escape(channels)}, {d['step']} steps")
     for name, g in d["generators"].items():
         attention = f", self-attention at 1/{g['arch']['attention']} of the input side" if g["arch"].get("attention") else ""
         skip = ", input skip (learns a change of the input)" if g["arch"].get("input_skip") else ""

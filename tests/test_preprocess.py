@@ -197,3 +197,12 @@ def test_the_unet_is_sized_for_both_sides_of_a_non_square_crop(paired_dir):
     with pytest.raises(UserError, match="--crop-height 144 does not fit the unet_256"):
         config_mod.build_config(get_method("pix2pix"), overrides={"data.data": str(paired_dir), "data.image_size": 256,
                                                                   "data.crop_height": 144, "net.generator": "unet_256"})
+
+
+def test_info_names_the_crop_a_model_was_trained_on(cli, tmp_path, unpaired_dirs):
+    a_dir, b_dir = unpaired_dirs
+    result = cli(["train", "cyclegan", "--a", a_dir, "--b", b_dir, "--crop-height", "24", "--preprocess", "crop", "--steps", "1",
+                  "--out", tmp_path / "run", *TINY_FLAGS])
+    assert result.exit_code == 0, result.output
+    info = cli(["info", tmp_path / "run" / "model.pt"])
+    assert "32x24 px crops (crop)" in info.output, info.output
