@@ -270,7 +270,7 @@ def table(records: list[dict]) -> str:
             ("untranslated inputs" if r["method"] == "identity" else "paper defaults")
         rows.append([r["name"], r["method"], settings, str(r.get("seed") if r.get("seed") is not None else "-"), str(r["image_size"]), budget,
                      str(r.get("steps", 0)), f"{r.get('train_seconds', 0) / 60:.1f}", f"{s['fid']:.1f}",
-                     f"{s['kid']:.4f}±{s.get('kid_std', 0):.4f}",
+                     f"{s['kid']:.4f}" + (f"±{s.get('kid_std', 0):.4f}" if s.get("kid_std", 0) > 1e-9 else " (every subset is the whole set: no spread)"),
                      *(f"{s[k]:.4f}" if k in s else "-" for k in ("l1", "psnr", "ssim")), f"`{r.get('command', '')}`"])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
