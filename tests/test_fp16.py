@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 import img2img.train.loop as loop
 from conftest import TINY_FLAGS
 from img2img.methods.base import FP16_INIT_SCALE
+from test_cuda import output_distance as distance
+from test_cuda import outputs as generators
 
 
 @pytest.fixture
@@ -19,19 +20,6 @@ def fp16_on_cpu(monkeypatch):
     """The CLI refuses fp16 on a CPU (slow there); the loop's arithmetic is the same on any device."""
     real = loop.resolve_precision
     monkeypatch.setattr(loop, "resolve_precision", lambda p, d, **k: "fp16" if p == "fp16" else real(p, d, **k))
-
-
-def generators(run):
-    from img2img.modelfile import load_model
-
-    probe = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    mf = load_model(run / "model.pt")
-    with torch.no_grad():
-        return {name: mf.generator(name)(probe) for name in mf.data["generators"]}
-
-
-def distance(a, b) -> float:
-    return sum(float((a[k] - b[k]).abs().mean()) for k in a)
 
 
 def test_fp16_training_steps_from_the_first_step_and_follows_fp32(cli, tmp_path, unpaired_dirs, fp16_on_cpu):
