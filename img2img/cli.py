@@ -470,23 +470,23 @@ def info(model: Path = typer.Argument(..., help="model file (RUN/model.pt)")) ->
         channels = f"{d['channels']} channel(s)"
     else:  # e.g. grayscale to colour
         channels = ", ".join(f"{name} {a['in_channels']} to {a['out_channels']} channels" for name, a in archs.items())
-    data_cfg = d.get("config", {}).get("data", {})
+    stored = d.get("config", {})  # the run's settings, as the model file keeps them
+    data_cfg = stored.get("data", {})
     crop = (f"{d['image_size']}x{data_cfg['crop_height']} px crops" if data_cfg.get("crop_height") else f"{d['image_size']} px")
     if data_cfg.get("preprocess", "resize_and_crop") != "resize_and_crop":
         crop += f" ({data_cfg['preprocess']})"
     table.add_row("trained at", f"{crop}, {escape(channels)}, {d['step']} steps")
     for name, g in d["generators"].items():
         attention = f", self-attention at 1/{g['arch']['attention']} of the input side" if g["arch"].get("attention") else ""
-        skip = ", input skip (learns a change of the input)" if g["arch"].get("input_skip") else ""
-        table.add_row(f"generator {name}", f"{describe_generator(g['arch'])}{attention}{skip}, {mf.parameter_count()[name]:,} parameters")
+        table.add_row(f"generator {name}", f"{describe_generator(g['arch'])}{attention}, {mf.parameter_count()[name]:,} parameters")
     if "classifier" in d:
         table.add_row("discriminator", describe_discriminator(d["classifier"]["arch"]))
-    recipe = d.get("config", {}).get("train", {}).get("recipe")
+    recipe = stored.get("train", {}).get("recipe")
     if recipe:
         from img2img.recipes import describe
 
         table.add_row("recipe", escape(describe(recipe)))
-    init = d.get("config", {}).get("net", {}).get("init")
+    init = stored.get("net", {}).get("init")
     if init:
         table.add_row("initialisation", "PyTorch default" if init == "default" else init)
     table.add_row("test-time norm", d.get("test_time_norm", "running"))

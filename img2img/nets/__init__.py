@@ -116,10 +116,10 @@ def describe_generator(arch: dict) -> str:
     if family == "resnet":
         padding = arch.get("padding", "reflect")
         k = arch.get("resample_kernel", 3)
-        if arch.get("upsample", "transposed") == "resize":
-            parts += [f"{padding} padding", f"{k}x{k} down convs, resize-conv up"]
-        else:
-            parts += [f"{padding} padding", f"{k}x{k} down/up convs"]
+        resize = arch.get("upsample", "transposed") == "resize"
+        parts += [f"{padding} padding", f"{k}x{k} down convs, resize-conv up" if resize else f"{k}x{k} down/up convs"]
+        if arch.get("input_skip"):
+            parts.append("input skip (learns a change of the input)")
     if arch.get("cond_channels"):
         first = arch.get("first_pad", arch.get("padding", "reflect")) if family == "resnet" else "zero"
         parts.append(f"{arch['cond_channels']} label maps into a {first}-padded first conv"
