@@ -198,7 +198,8 @@ def run(args) -> dict:
             if not stopped_by_clock and spent > before_spent:
                 rate = (steps_done - before_steps) / (spent - before_spent)
         if budget - spent > 0 and not stopped_by_clock:
-            rate = rate if not resume else steps_done / max(spent, 1e-9)
+            if resume:  # a longer budget for a finished run: its own average speed
+                rate = steps_done / max(spent, 1e-9)
             go(steps_done + max(1, int(rate * (budget - spent))), budget - spent)
     from img2img.translate import Translator
 
