@@ -3,11 +3,12 @@
     python bench/gpu_speed.py --results speed.json [--dry] [--seconds 210]
 
 Items run in order of importance and the results file is rewritten after each one, so a run cut short
-keeps what it measured. Each item is the fp32 eager baseline beside the optimised path, with peak
-memory and (on a GPU in speed_common's table) the fraction of the dense bf16 compute limit:
+keeps what it measured. Each item is the fp32 eager baseline beside img2img's ways (precision auto with
+NCHW and with channels-last apart), with peak memory and (on a GPU in speed_common's table) the fraction
+of the dense bf16 compute limit:
 - cyclegan_step_bN: bench/train_speed.py (model-only CycleGAN steps on synthetic batches) at 256 px,
   batch 1, 8 and 32; the best batch is the one with the most image pairs/s; compiled at batch 1 last;
-- translate_256 / translate_1080p: bench/translate_speed.py (ResNet-9, ngf 64);
+- translate_256 / translate_1080p: bench/translate_speed.py (ResNet-9, ngf 64), fp32 and bf16 in both layouts;
 - video_1080p: decode, translate, encode of a synthetic 1080p clip (bench/video_speed.py's pipeline);
 - <method>_e2e: `img2img.train.train` on synthetic image folders, data loading included (pix2pix 256,
   StarGAN 128 at batch 16, CycleGAN 256), pairs/s from the run's log.jsonl after warm-up windows.
@@ -99,12 +100,12 @@ def train_e2e(method: str, size: int, batch: int, steps: int, log_every: int, sk
               "train.steps": steps, "train.log_every": log_every, "train.sample_every": 0, "train.save_every": 0,
               "train.sample_minutes": 0, "train.save_minutes": 0,
               "train.device": str(device)}
-    fast = {"train.precision": "auto"}
+    ways = [("fp32 eager (baseline)", {"train.precision": "fp32", "train.compile": False, "train.channels_last": False}),
+            ("img2img defaults", {"train.precision": "auto"})]
     if device.type == "cuda":
-        fast["train.channels_last"] = True
+        ways.append(("img2img defaults + channels-last", {"train.precision": "auto", "train.channels_last": True}))
     rows = []
-    for label, extra in (("fp32 eager (baseline)", {"train.precision": "fp32", "train.compile": False, "train.channels_last": False}),
-                         ("img2img defaults" + (" + channels-last" if device.type == "cuda" else ""), fast)):
+    for label, extra in ways:
         reset_peak(device)
         rate = _train_rate({**common, **extra}, work / f"{method}_{len(rows)}", skip)
         rows.append({"label": label, "steps_per_s": rate, "per_s": rate * batch, "peak_mem_gib": peak_memory_gib(device)})
@@ -151,9 +152,10 @@ def plan(dry: bool, device: torch.device, work: Path, peak: float) -> list[tuple
         step = lambda b, *extra: lambda: train_speed.main([*dev, "--size", "32", "--batch", str(b), "--ngf", "8", "--ndf", "8", "--iters", "2", *extra])
         tiny = {"net.ngf": 8, "net.ndf": 8}
         return [
-            ("cyclegan_step_b1", 0.15, step(1)),
+            ("cyclegan_step_b1", 0.15, step(1, "--variants", "auto,fp32-cl")),
             ("cyclegan_step_b4", 0.15, step(4)),
-            ("translate_256", 0.1, lambda: translate_speed.main([*dev, "--size", "32", "--batch", "2", "--ngf", "8", "--iters", "2"])),
+            ("translate_256", 0.1, lambda: translate_speed.main([*dev, "--size", "32", "--batch", "2", "--ngf", "8", "--iters", "2",
+                                                                 "--variants", "fp32-cl,auto-cl"])),
             ("translate_1080p", 0.1, lambda: translate_speed.main([*dev, "--size", "64", "--batch", "1", "--ngf", "8", "--iters", "1"])),
             ("video_1080p", 0.15, lambda: video_e2e(64, 36, 6, 2, "resnet_6", 8, device, work, peak)),
             ("pix2pix_256_e2e", 0.15, lambda: train_e2e("pix2pix", 32, 1, 4, 2, 1, tiny, device, work, peak)),
@@ -161,20 +163,24 @@ def plan(dry: bool, device: torch.device, work: Path, peak: float) -> list[tuple
             ("cyclegan_256_e2e", 0.15, lambda: train_e2e("cyclegan", 32, 1, 4, 2, 1, tiny, device, work, peak)),
             # the compiled items only pass --compile to the same benches; compiling on a busy 2-core CPU takes minutes
         ]
-    step = lambda b, iters, *extra: lambda: train_speed.main([*dev, "--size", "256", "--batch", str(b), "--iters", str(iters),
-                                                              "--channels-last", *extra])
+    # The 2026-11-30 H200 run showed img2img's bf16 channels-last path at or below plain fp32 (launch-bound
+    # small kernels, layout copies around instance norm): each item now times the layouts and precisions
+    # apart, so the next GPU run says which one the defaults should be.
+    step = lambda b, iters, variants: lambda: train_speed.main([*dev, "--size", "256", "--batch", str(b), "--iters", str(iters),
+                                                                "--variants", variants])
+    trans = lambda *size: lambda: translate_speed.main([*dev, *size, "--variants", "fp32-cl,auto,auto-cl"])
     return [
-        ("cyclegan_step_b1", 0.12, step(1, 20)),
-        ("cyclegan_step_b8", 0.12, step(8, 8)),
-        ("cyclegan_step_b32", 0.15, step(32, 5)),
-        ("translate_256", 0.1, lambda: translate_speed.main([*dev, "--size", "256", "--batch", "64", "--iters", "10"])),
-        ("translate_1080p", 0.1, lambda: translate_speed.main([*dev, "--hd", "--batch", "4", "--iters", "5"])),
+        ("cyclegan_step_b1", 0.12, step(1, 20, "auto,auto-cl")),
+        ("cyclegan_step_b8", 0.12, step(8, 8, "auto,auto-cl,fp32-cl")),
+        ("cyclegan_step_b32", 0.15, step(32, 5, "auto,auto-cl")),
+        ("translate_256", 0.1, trans("--size", "256", "--batch", "64", "--iters", "10")),
+        ("translate_1080p", 0.1, trans("--hd", "--batch", "4", "--iters", "5")),
         ("video_1080p", 0.2, lambda: video_e2e(1920, 1080, 96, 8, "resnet_9", 64, device, work, peak)),
-        ("pix2pix_256_e2e", 0.12, lambda: train_e2e("pix2pix", 256, 1, 240, 20, 2, {}, device, work, peak)),
-        ("stargan_128_b16_e2e", 0.12, lambda: train_e2e("stargan", 128, 16, 100, 10, 2, {}, device, work, peak)),
-        ("cyclegan_256_e2e", 0.12, lambda: train_e2e("cyclegan", 256, 1, 150, 15, 2, {}, device, work, peak)),
-        ("cyclegan_step_b1_compiled", 0.45, step(1, 20, "--compile")),
+        ("pix2pix_256_e2e", 0.15, lambda: train_e2e("pix2pix", 256, 1, 180, 20, 2, {}, device, work, peak)),
+        ("stargan_128_b16_e2e", 0.15, lambda: train_e2e("stargan", 128, 16, 80, 10, 2, {}, device, work, peak)),
+        ("cyclegan_256_e2e", 0.15, lambda: train_e2e("cyclegan", 256, 1, 120, 15, 2, {}, device, work, peak)),
         ("translate_256_compiled", 0.3, lambda: translate_speed.main([*dev, "--size", "256", "--batch", "64", "--iters", "10", "--compile"])),
+        ("cyclegan_step_b1_compiled", 0.45, step(1, 20, "auto-compile")),
     ]
 
 

@@ -7,6 +7,7 @@ import json
 import platform
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -108,19 +109,42 @@ def machine() -> dict:
     return info
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One way to run a net, as the benches' --variants name it: PRECISION[-cl][-compile], e.g. bf16-cl."""
+    precision: str
+    channels_last: bool = False
+    compile: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.precision + (" channels-last" if self.channels_last else "") + (" compiled" if self.compile else "")
+
+
+def parse_variants(text: str) -> list[Variant]:
+    """'bf16,bf16-cl,fp32-cl-compile' -> Variants; an unknown part is an error naming the known ones."""
+    out = []
+    for spec in filter(None, (s.strip() for s in text.split(","))):
+        precision, *flags = spec.split("-")
+        if precision not in ("fp32", "bf16", "fp16", "auto") or set(flags) - {"cl", "compile"}:
+            raise SystemExit(f"variant {spec!r}: want PRECISION[-cl][-compile], PRECISION one of fp32, bf16, fp16, auto")
+        out.append(Variant(precision, "cl" in flags, "compile" in flags))
+    return out
+
+
 def print_comparison(rows: list[tuple[str, float, float]], items: int, unit: str, flops: float, peak_tflops: float) -> list[dict]:
     """rows: (label, seconds per call, peak memory GiB), the baseline first; items per call in `unit`;
     flops per call. Prints throughput, achieved TFLOP/s (and the fraction of peak_tflops when given),
-    memory, and the last row's speed-up over the first; returns the same figures as dicts."""
+    memory and each row's speed-up over the first; returns the same figures as dicts."""
     out = []
     for label, sec, mem in rows:
         tflops = flops / sec / 1e12
         frac = f", {100 * tflops / peak_tflops:.1f}% of peak" if peak_tflops else ""
-        print(f"  {label:40s} {items / sec:9.3f} {unit}  {tflops:7.3f} TFLOP/s{frac}  peak mem {mem:.2f} GiB")
+        print(f"  {label:40s} {items / sec:9.3f} {unit}  {tflops:7.3f} TFLOP/s{frac}  peak mem {mem:.2f} GiB"
+              f"  {rows[0][1] / sec:.2f}x")
         out.append({"label": label, "per_s": items / sec, "unit": unit, "tflops": tflops,
                     "fraction_of_peak": tflops / peak_tflops if peak_tflops else None, "peak_mem_gib": mem,
                     "speedup_vs_baseline": rows[0][1] / sec})
-    print(f"  speed-up: {rows[0][1] / rows[-1][1]:.2f}x")
     return out
 
 

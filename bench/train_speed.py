@@ -1,7 +1,7 @@
 """Training speed of CycleGAN: plain fp32 eager (the reference way) vs an optimized configuration.
 
     python bench/train_speed.py [--device cpu|cuda] [--size 256] [--batch 1] [--precision auto] [--compile] [--json F]
-                                [--data-a DIR --data-b DIR]
+                                [--variants bf16,bf16-cl,...] [--data-a DIR --data-b DIR]
 
 Synthetic batches (no data loading) through the real CycleGAN method: two ResNet-9 generators, two
 PatchGANs, LSGAN + cycle + identity losses, Adam. Prints image pairs/s, achieved TFLOP/s (counted on
@@ -18,7 +18,7 @@ import argparse
 
 import torch
 
-from speed_common import device_peak, flops_of, peak_memory_gib, print_comparison, reset_peak, timed, write_json
+from speed_common import Variant, device_peak, flops_of, parse_variants, peak_memory_gib, print_comparison, reset_peak, timed, write_json
 from img2img.config import build_config
 from img2img.device import amp_dtype, resolve_device, resolve_precision
 from img2img.methods import get_method
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--precision", default="auto", help="precision of the optimized path (auto = img2img's default)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--variants", default="", help="time these ways instead of the one optimized path, each beside the "
+                   "baseline: comma-separated PRECISION[-cl][-compile] (e.g. bf16,bf16-cl,fp32-compile; auto = img2img's)")
     p.add_argument("--ngf", type=int, default=64, help="generator filters (64 = CycleGAN's)")
     p.add_argument("--ndf", type=int, default=64, help="discriminator filters (64 = CycleGAN's)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="the device's peak (default: the GPU table in speed_common)")
@@ -68,10 +70,13 @@ def main(argv: list[str] | None = None) -> dict:
         torch.backends.cudnn.benchmark = True
     precision = resolve_precision(args.precision, device,
                                   step_gflop=generator_step_gflop(cyclegan_config(args.size, args.batch, args.ngf, args.ndf)))
+    variants = parse_variants(args.variants) or [Variant(precision, args.channels_last, args.compile)]
+    variants = [Variant(precision if v.precision == "auto" else v.precision, v.channels_last, v.compile) for v in variants]
     results, base_flops = [], 0
-    for label, prec, cl, comp in (("fp32 eager (baseline)", "fp32", False, False),
-                                  (f"{precision}{' channels-last' if args.channels_last else ''}{' compiled' if args.compile else ''}",
-                                   precision, args.channels_last, args.compile)):
+    default = Variant(precision)  # what `img2img train` does unless told otherwise
+    for label, v in [("fp32 eager (baseline)", Variant("fp32"))] + [(v.label + (" (img2img default)" if v == default else ""), v)
+                                                                     for v in variants]:
+        prec, cl, comp = v.precision, v.channels_last, v.compile
         method, batch = make(device, args.size, args.batch, prec, cl, comp, args.ngf, args.ndf)
         step = [0]
 

@@ -1,6 +1,6 @@
 """Translation speed: plain fp32 eager (the reference implementations' way) vs img2img's path.
 
-    python bench/translate_speed.py [--device cpu|cuda] [--size 256] [--hd] [--batch 8] [--compile]
+    python bench/translate_speed.py [--device cpu|cuda] [--size 256] [--hd] [--batch 8] [--compile] [--variants bf16,bf16-cl,...]
 
 Synthetic input and a randomly initialised ResNet-9 generator (ngf 64, as CycleGAN ships it);
 --model RUN/model.pt times a trained one instead. The optimized path is what `img2img translate`
@@ -12,10 +12,11 @@ norms, plus torch.compile with --compile. Prints images/s, achieved TFLOP/s, pea
 from __future__ import annotations
 
 import argparse
+import copy
 
 import torch
 
-from speed_common import device_peak, flops_of, peak_memory_gib, print_comparison, reset_peak, timed, write_json
+from speed_common import Variant, device_peak, flops_of, parse_variants, peak_memory_gib, print_comparison, reset_peak, timed, write_json
 from img2img.device import resolve_device, resolve_precision
 from img2img.modelfile import load_model
 from img2img.nets import build_generator, init_weights
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", default=None, help="time this model file's first generator instead")
     p.add_argument("--precision", default="auto", help="of the optimized path (auto = img2img translate's default)")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--variants", default="", help="time these ways instead of img2img's one, each beside the baseline: "
+                   "comma-separated PRECISION[-cl][-compile] (e.g. bf16,bf16-cl,fp32-cl; auto = img2img's precision)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="the device's peak (default: the GPU table in speed_common)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
@@ -58,10 +61,14 @@ def main(argv: list[str] | None = None) -> dict:
     rows.append(("fp32 eager (baseline)", base, peak_memory_gib(device)))
 
     precision = resolve_precision(args.precision, device, inference=True)
-    fast = InferenceGenerator(net, precision, device, compile=args.compile)
-    reset_peak(device)
-    opt = timed(lambda: fast(x), device, warmup=2, iters=args.iters)
-    rows.append((f"{precision} channels-last{' compiled' if args.compile else ''} (img2img)", opt, peak_memory_gib(device)))
+    ours = Variant(precision, True, args.compile)  # what `img2img translate` does
+    for v in parse_variants(args.variants) or [ours]:
+        v = Variant(precision if v.precision == "auto" else v.precision, v.channels_last, v.compile)
+        fast = InferenceGenerator(copy.deepcopy(net), v.precision, device, compile=v.compile, channels_last=v.channels_last)
+        reset_peak(device)
+        opt = timed(lambda: fast(x), device, warmup=2, iters=args.iters)
+        rows.append((v.label + (" (img2img)" if v == ours else ""), opt, peak_memory_gib(device)))
+        del fast
 
     peak, peak_source = device_peak(device, args.peak_tflops)
     print(f"device {device}, input {w}x{h}, batch {args.batch}, {flops / args.batch / 1e9:.1f} GFLOP per image"

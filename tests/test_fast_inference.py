@@ -53,10 +53,13 @@ CASES = [("resnet_6", "instance", "running"), ("unet_32", "batch", "per_image"),
          ("unet_32", "instance", "running")]
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
 @pytest.mark.parametrize("name,norm,test_time_norm", CASES)
-def test_fp32_fast_form_equals_the_inference_net(name, norm, test_time_norm):
+def test_fp32_fast_form_equals_the_inference_net(name, norm, test_time_norm, channels_last):
     reference = for_inference(trained_like(name, norm), test_time_norm)
-    fast = InferenceGenerator(copy.deepcopy(reference), "fp32", CPU)
+    fast = InferenceGenerator(copy.deepcopy(reference), "fp32", CPU, channels_last=channels_last)
+    layouts = {p.is_contiguous(memory_format=torch.channels_last) for p in fast.net.parameters() if p.dim() == 4}
+    assert layouts == {channels_last}
     x = torch.rand(3, 3, 32, 64) * 2 - 1
     with torch.no_grad():
         expected = reference(x)

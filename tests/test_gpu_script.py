@@ -37,10 +37,16 @@ def test_gpu_script_dry_run_fills_every_section(tmp_path):
     assert SPEED_ITEMS <= {k for k, v in speed["items"].items() if v["status"] == "ok"}
     for name in SPEED_ITEMS:
         rows = speed["items"][name]["rows"]
-        assert len(rows) == 2 and "baseline" in rows[0]["label"], name  # baseline beside the optimised path
+        assert len(rows) >= 2 and "baseline" in rows[0]["label"], name  # baseline beside img2img's ways
         for row in rows:
             assert row["per_s"] > 0 and row["tflops"] > 0 and row["peak_mem_gib"] > 0, (name, row)
-        assert abs(rows[1]["speedup_vs_baseline"] - rows[1]["per_s"] / rows[0]["per_s"]) < 1e-6 * rows[1]["per_s"]
+            assert abs(row["speedup_vs_baseline"] - row["per_s"] / rows[0]["per_s"]) < 1e-6 * row["per_s"], (name, row)
+    # --variants reach the benches: each named way is its own row, labelled by precision and layout
+    train_ways = [r["label"] for r in speed["items"]["cyclegan_step_b1"]["rows"][1:]]
+    assert len(train_ways) == 2 and train_ways[0].endswith(" (img2img default)") and train_ways[1] == "fp32 channels-last"
+    translate_ways = [r["label"] for r in speed["items"]["translate_256"]["rows"][1:]]
+    assert len(translate_ways) == 2 and translate_ways[0] == "fp32 channels-last"
+    assert translate_ways[1].endswith(" channels-last (img2img)")
     head = speed["headline"]
     assert head["cyclegan_256_pairs_per_s_best"] > 0 and head["translate_256_images_per_s"] > 0
     assert head["video_1080p_frames_per_s"] > 0

@@ -169,11 +169,12 @@ class SeededDropout(nn.Module):
         return f"p={self.p}, seed={self.seed}, layer={self.layer}"
 
 
-def for_fast_inference(net: nn.Module, dtype: torch.dtype | None = None) -> nn.Module:
-    """An inference net (from for_inference) moved in place to channels-last and, given dtype, every
-    parameter and buffer to that dtype (no autocast casts of the weights at each call). Outputs
-    equal the original's up to the dtype's rounding."""
-    net = net.to(memory_format=torch.channels_last)
+def for_fast_inference(net: nn.Module, dtype: torch.dtype | None = None, channels_last: bool = True) -> nn.Module:
+    """An inference net (from for_inference) moved in place to channels-last (unless told not to) and,
+    given dtype, every parameter and buffer to that dtype (no autocast casts of the weights at each
+    call). Outputs equal the original's up to the dtype's rounding."""
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
     return net.to(dtype) if dtype is not None else net
 
 
