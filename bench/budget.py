@@ -12,11 +12,13 @@ published protocols (horse2zebra: testA translated to B, scored against testB; f
 i.e. b2a, with L1/PSNR/SSIM against the photos as well). Datasets are recognised by layout: trainA/trainB/
 testA/testB (unpaired) or train/ + test/ (A|B side-by-side pairs).
 
-A minutes budget counts training-loop time only (data loading included, evaluation not). The first 10 steps
-measure the speed; the run is planned from it, trains 40% of that plan while the learning rate is still
-constant, and is then re-planned from the speed of that stretch (the first steps, which decode the images,
-are slower), so the learning-rate schedule (paper default: linear decay over the second half) completes; a clock still
-stops it at the budget if the machine slows down (recorded as stopped_by_clock). Running the same command
+A minutes budget is wall-clock time of training (set-up and data loading included, evaluation not), planned
+by img2img.train.timed as `img2img train --minutes` plans it: the first 10 steps measure the speed, the run
+trains 40% of the plan made from it while the learning rate is still constant, and is re-planned from the
+speed of that stretch (the first steps, which decode the images, are slower), so the learning-rate schedule
+(paper default: linear decay over the second half) completes; the deadline still stops it if the machine
+slows down (recorded as stopped_by_clock). The record's train_seconds counts the training loops alone.
+Running the same command
 with a larger --minutes or --steps resumes the run and extends it; the schedule follows the new length.
 Each run folder gets record.json (settings, steps, seconds, scores, the command) and grid.png (first test
 inputs, their translations, and for paired data the ground truth); `img2img report RUN` shows the rest.
@@ -27,12 +29,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import platform
 import shlex
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -46,12 +45,11 @@ from img2img.errors import UserError
 from img2img.methods import get_method
 from img2img.metrics.evaluate import distribution_scores, plan_eval, reference_features, translate_and_score
 from img2img.metrics.features import load_inception
-from img2img.train import train
+from img2img.train import train, train_for
 from img2img.train.checkpoint import load_checkpoint
 
 PROFILES = {"cpu": {"size": 64, "device": "cpu"}, "gpu": {"size": 256, "device": "cuda"}}
 RECORD, GRID = "record.json", "grid.png"
-CALIBRATION_STEPS = 10
 GRID_IMAGES = 8
 
 
@@ -120,32 +118,6 @@ def score(translate, lay: dict, args, extractor, out_grid: Path | None) -> dict:
     return scores
 
 
-class Clock:
-    """Stops training at a wall-clock budget by sending this process SIGTERM, which the training loop turns
-    into a clean stop (checkpoint saved). A late signal after training is ignored."""
-
-    def __init__(self, seconds: float | None):
-        self.fired = False
-        self.previous = signal.signal(signal.SIGTERM, lambda *a: None)
-        self.timer = threading.Timer(max(0.0, seconds), self._fire) if seconds is not None else None
-        if self.timer is not None:
-            self.timer.daemon = True
-
-    def _fire(self) -> None:
-        self.fired = True
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    def __enter__(self) -> "Clock":
-        if self.timer is not None:
-            self.timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        signal.signal(signal.SIGTERM, self.previous)
-
-
 def build_cfg(args, lay: dict, steps: int):
     method_cls = get_method(args.method)
     overrides = {**lay["train"], "data.image_size": args.size, "train.device": args.device, "train.seed": args.seed,
@@ -169,38 +141,15 @@ def run(args) -> dict:
     steps_done = load_checkpoint(out / "checkpoint.pt")["step"] if resume else 0
     stopped_by_clock = False
     began = time.perf_counter()
-
-    def go(total: int, seconds: float | None, **kw) -> None:
-        nonlocal spent, steps_done, stopped_by_clock
-        cfg = _resume_cfg(out, total) if (out / "checkpoint.pt").is_file() else build_cfg(args, lay, total)
-        with Clock(seconds) as clock:
-            result = train(cfg, out, resume=(out / "checkpoint.pt").is_file(), progress=not args.quiet, **kw)
-        spent += result.seconds
-        steps_done = result.step
-        stopped_by_clock = clock.fired
-
     if args.steps:
         if args.steps > steps_done:
-            go(args.steps, None)
-    else:
-        budget = args.minutes * 60
-        if budget - spent > 0 and not resume:  # measure the speed on the first steps, then size the run to the budget
-            go(10**7, budget - spent, stop_after=CALIBRATION_STEPS)
-        if budget - spent > 0 and not stopped_by_clock and not resume:
-            # The first steps are slow (images are decoded when first needed), so the calibration underestimates
-            # the speed: plan from it, run 40% of that plan (the learning rate is still constant there), then
-            # re-plan from the speed of that stretch. Measured: a 10-step calibration planned 2,777 steps for
-            # a run that then took 6.8 of its 15 minutes.
-            rate = steps_done / max(spent, 1e-9)
-            plan = max(1, int(rate * (budget - spent)))
-            before_steps, before_spent = steps_done, spent
-            go(steps_done + plan, budget - spent, stop_after=max(1, int(0.4 * plan)))
-            if not stopped_by_clock and spent > before_spent:
-                rate = (steps_done - before_steps) / (spent - before_spent)
-        if budget - spent > 0 and not stopped_by_clock:
-            if resume:  # a longer budget for a finished run: its own average speed
-                rate = steps_done / max(spent, 1e-9)
-            go(steps_done + max(1, int(rate * (budget - spent))), budget - spent)
+            cfg = _resume_cfg(out, args.steps) if resume else build_cfg(args, lay, args.steps)
+            result = train(cfg, out, resume=resume, progress=not args.quiet)
+            spent, steps_done = spent + result.seconds, result.step
+    elif args.minutes * 60 - spent > 0:  # img2img.train.timed times the first steps and fits the run to the clock
+        cfg = _resume_cfg(out, None) if resume else build_cfg(args, lay, 1)
+        result = train_for(cfg, out, args.minutes * 60 - spent, resume=resume, progress=not args.quiet)
+        spent, steps_done, stopped_by_clock = spent + result.seconds, result.step, result.out_of_time
     from img2img.translate import Translator
 
     extractor = load_inception(args.inception, args.device if args.device != "auto" else "cpu")
@@ -221,10 +170,10 @@ def run(args) -> dict:
     return record
 
 
-def _resume_cfg(out: Path, steps: int):
+def _resume_cfg(out: Path, steps: int | None):
     from img2img.train.loop import resume_config
 
-    return resume_config(out, {"train.steps": steps})
+    return resume_config(out, {"train.steps": steps} if steps else {})
 
 
 def baseline(args) -> dict:

@@ -121,6 +121,9 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("resume", ("--resume",), None, None, "continue the run in --out from its checkpoint.pt"),
     Flag("stop_after", ("--stop-after",), None, int, "end this invocation after N steps (checkpoint saved; continue with --resume)", "N"),
     Flag("steps", ("--steps",), "train.steps", int, metavar="N"),
+    Flag("minutes", ("--minutes",), None, float, "train for this many minutes of wall-clock time (more, with --resume) "
+         "instead of --steps/--epochs: the first steps are timed and the run's length, and so its learning-rate "
+         "schedule, is planned to end on time (re-planned once on the way)", "M"),
     Flag("epochs", ("--epochs",), "train.epochs", int, metavar="N"),
     Flag("batch_size", ("--batch-size",), "train.batch_size", int, metavar="N"),
     Flag("image_size", ("--image-size",), "data.image_size", int, metavar="PX"),
@@ -271,7 +274,7 @@ def _make_train_command(method_name: str, dataset_kind: str):
     def command(ctx: typer.Context, **given: Any) -> None:
         from img2img.atomic import next_free_folder
         from img2img.methods import get_method
-        from img2img.train import resume_config, train
+        from img2img.train import resume_config, train, train_for
 
         method_cls = get_method(method_name)
         out, config, resume, quiet = given["out"], given["config"], given["resume"], given["quiet"]
@@ -281,6 +284,14 @@ def _make_train_command(method_name: str, dataset_kind: str):
             overrides["data.flip"] = False
         overrides.update(config_mod.parse_set(given["set_"]))
         overrides.update(parse_method_args(method_cls, ctx.args))
+        minutes = given["minutes"]
+        if minutes is not None:
+            clash = [flag for flag, key in (("--steps", "steps"), ("--epochs", "epochs"), ("--stop-after", "stop_after"))
+                     if given[key] is not None]
+            if clash:
+                raise UserError(f"--minutes sets the run's length: leave out {' and '.join(clash)}")
+            if not minutes > 0:
+                raise UserError(f"--minutes must be more than 0, got {minutes:g}")
         if resume:
             if out is None:
                 raise UserError("--resume needs --out RUN_DIR (the run to continue)")
@@ -302,7 +313,10 @@ def _make_train_command(method_name: str, dataset_kind: str):
         console.quiet = int(os.environ.get("RANK", "0")) != 0
         console.print(f"[bold]{cfg.method}[/] → {escape(str(run_dir))}  ({'resuming' if resume else 'new run'})", soft_wrap=True)
         try:
-            result = train(cfg, run_dir, resume=resume, stop_after=given["stop_after"] or 0, progress=not quiet, console=console)
+            if minutes is not None:
+                result = train_for(cfg, run_dir, minutes * 60, resume=resume, progress=not quiet, console=console)
+            else:
+                result = train(cfg, run_dir, resume=resume, stop_after=given["stop_after"] or 0, progress=not quiet, console=console)
         except KeyboardInterrupt:  # before the loop took over Ctrl-C (reading the data, building the nets)
             console.print("[yellow]interrupted before training started; nothing was saved[/]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -315,6 +329,9 @@ def _make_train_command(method_name: str, dataset_kind: str):
             else:
                 console.print("[yellow]no checkpoint to continue from; start the run again[/]", soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED)
+        if result.out_of_time:
+            console.print(f"[yellow]time is up at step {result.step} of the {result.total_steps} planned; saved[/]",
+                          soft_wrap=True)
         console.print(f"step {result.step}/{result.total_steps} in {result.seconds:.1f}s; model: {escape(str(run_dir / 'model.pt'))}, "
                       f"samples: {escape(str(run_dir / 'samples'))}", soft_wrap=True)
 

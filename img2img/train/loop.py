@@ -65,6 +65,7 @@ class TrainResult:
     interrupted: bool
     seconds: float
     saved_step: int | None = None  # the step checkpoint.pt holds at the end (None: no checkpoint)
+    out_of_time: bool = False  # stopped (and saved) at its deadline rather than at its last step
 
 
 class StopFlag:
@@ -135,10 +136,13 @@ class Trainer:
     """One training invocation: set up, resume, then steps with logging, previews, saves and evaluation."""
 
     def __init__(self, cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_after: int = 0,
-                 progress: bool = True, console: Console | None = None, evaluator: FIDEvaluator | None = None):
+                 progress: bool = True, console: Console | None = None, evaluator: FIDEvaluator | None = None,
+                 deadline: float | None = None, announce: bool = True):
         if stop_after < 0:
             raise UserError(f"--stop-after must be 0 (train to the end) or a positive number of steps, got {stop_after}")
         self.cfg, self.out, self.resume, self.stop_after = cfg, Path(out_dir), resume, stop_after
+        self.deadline = deadline  # time.monotonic() at which to stop and save, as on SIGTERM
+        self.announce = announce  # the projected-time line (off when a caller plans the run length itself)
         self.console = console or Console(stderr=True)
         self.show_progress = progress
         self.evaluator = evaluator
@@ -384,6 +388,8 @@ class Trainer:
                 window_steps += 1
                 timer.tick(step)
                 bar.update(task, advance=1, eta=timer.eta(step, self.total))
+                if self.deadline is not None and not stop.requested and time.monotonic() >= self.deadline:
+                    stop.requested, stop.signal_name = True, "deadline"
                 if self.dist.enabled:
                     if step % STOP_CHECK_EVERY == 0 or step == end:
                         stop.requested = any_rank(stop.requested, self.dist, self.device)
@@ -397,7 +403,7 @@ class Trainer:
                     window_start, window_steps, last_log = now, 0, now
                     speed = f"{rate:.2f} it/s" if rate >= 0.5 else f"{1 / rate:.1f} s/it"
                     bar.update(task, info=speed + " " + " ".join(f"{k} {v:.3f}" for k, v in values.items()))
-                if main and not projected and timer.projection_due(step):
+                if main and self.announce and not projected and timer.projection_due(step):
                     projected = True
                     self._announce_projection(timer.seconds_per_step(step), step, show)
                 if main and (boundary or bool(t.sample_every and step % t.sample_every == 0) or previews.due()):
@@ -411,10 +417,11 @@ class Trainer:
                 if stop.requested:
                     interrupted = True
                     break
+            out_of_time = interrupted and stop.signal_name == "deadline"
             if interrupted and main:
                 self.write_preview(step)
                 self.save(step)
-                self.log_event("interrupted", step, signal=stop.signal_name)
+                self.log_event("out_of_time" if out_of_time else "interrupted", step, signal=stop.signal_name)
             else:
                 self.log_event("stop" if step < self.total else "done", step)
         except KeyboardInterrupt:  # the second Ctrl-C: out at once, saying what is on disk
@@ -426,7 +433,8 @@ class Trainer:
                               f"save; {kept}[/]", soft_wrap=True)
                 self.log_event("killed", step, saved_step=self.saved_step)
             return TrainResult(self.out, step, self.total, True, time.perf_counter() - timer.began, self.saved_step)
-        return TrainResult(self.out, step, self.total, interrupted, time.perf_counter() - timer.began, self.saved_step)
+        return TrainResult(self.out, step, self.total, interrupted and not out_of_time, time.perf_counter() - timer.began,
+                           self.saved_step, out_of_time)
 
     def _announce_projection(self, sec_per_step: float, step: int, show: bool) -> None:
         line, long = projection_message(sec_per_step, self.total - step, self.total, str(self.device), self.precision)
@@ -439,11 +447,14 @@ class Trainer:
 
 
 def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_after: int = 0,
-          progress: bool = True, console: Console | None = None, evaluator: FIDEvaluator | None = None) -> TrainResult:
+          progress: bool = True, console: Console | None = None, evaluator: FIDEvaluator | None = None,
+          deadline: float | None = None, announce: bool = True) -> TrainResult:
     """Train (or continue) a run in out_dir. stop_after > 0 ends this invocation after that many steps.
 
     evaluator: scores held-out data every train.eval_every steps (default: built from train.eval_*).
+    deadline: a time.monotonic() value; the first step that ends after it ends the invocation, saved
+    (result.out_of_time). announce=False leaves out the projected-time line.
     """
     return Trainer(cfg, out_dir, resume=resume, stop_after=stop_after, progress=progress, console=console,
-                   evaluator=evaluator).run()
+                   evaluator=evaluator, deadline=deadline, announce=announce).run()
 
