@@ -247,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
             budget.add_argument("--minutes", type=float, help="training wall-clock budget")
             budget.add_argument("--steps", type=int, help="training steps budget")
             q.add_argument("--seed", type=int, default=0)
+            q.add_argument("--recipe", default=None, help="a named recipe (img2img/recipes.py), as `img2img train --recipe`; "
+                           "the same as --set train.recipe=NAME")
             q.add_argument("--set", action="append", default=[], help="any setting, e.g. train.diffaugment=color,translation")
             q.add_argument("--sample-every", type=int, default=200)
             q.add_argument("--save-every", type=int, default=500)
@@ -263,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
             if args.output:
                 args.output.write_text(text + "\n")
             return
+        if args.command == "run" and args.recipe:
+            args.set = [f"train.recipe={args.recipe}", *args.set]
         profile = PROFILES[args.profile]
         args.size = args.size or profile["size"]
         args.device = args.device or profile["device"]

@@ -100,3 +100,15 @@ def test_bad_requests_are_one_line_errors(budget, tmp_path, h2z_like, capsys):
     with pytest.raises(SystemExit) as exc:
         budget.main(["run", "--method", "cut", "--steps", "2", "--dataset", str(tmp_path), "--root", str(tmp_path)])
     assert exc.value.code == 2 and "expected trainA/" in capsys.readouterr().err
+
+
+def test_a_recipe_is_applied_and_recorded(budget, h2z_like, random_net_file, tmp_path, capsys):
+    common = ["--dataset", str(h2z_like), "--root", str(tmp_path), "--inception", str(random_net_file), *TINY]
+    budget.main(["run", "--method", "cyclegan", "--recipe", "quick", "--steps", "2", "--name", "q", *common])
+    stored = json.loads((tmp_path / "q" / "config.json").read_text())
+    assert stored["train"]["recipe"] == "quick" and stored["net"]["input_skip"] and stored["train"]["ema"] == 0.999
+    assert stored["net"]["ngf"] == 8  # the recipe sits under what the command sets
+    assert json.loads((tmp_path / "q" / "record.json").read_text())["settings"]["train.recipe"] == "quick"
+    with pytest.raises(SystemExit) as exc:
+        budget.main(["run", "--method", "cut", "--recipe", "quick", "--steps", "2", "--name", "c", *common])
+    assert exc.value.code == 2 and "recipe 'quick' is for cyclegan, not cut" in capsys.readouterr().err
