@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+import torch
 
 from conftest import TINY_OVERRIDES
 from img2img import config as config_mod
@@ -14,6 +15,7 @@ from img2img.errors import UserError
 from img2img.methods import get_method
 from img2img.train import train, train_for
 from img2img.train.checkpoint import load_checkpoint
+from img2img.train.timed import CALIBRATION_STEPS, UNPLANNED_STEPS, replan_fraction, with_steps
 
 
 def cyclegan_cfg(unpaired_dirs, **extra):
@@ -98,3 +100,28 @@ def test_cli_minutes_with_another_length_is_refused(cli, unpaired_dirs, tmp_path
     assert result.exit_code != 0
     assert "--minutes" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_stages_with_a_changing_plan_end_where_one_plan_would(unpaired_dirs, tmp_path):
+    """What train_for does (time 10 steps under a far total, run 40% of a first plan, then the final plan) leaves
+    the weights a run told the final total from the start has: nothing before the decay depends on the total."""
+    cfg = cyclegan_cfg(unpaired_dirs, **{"train.steps": 40})
+    train(cfg, tmp_path / "one", progress=False)
+    staged = tmp_path / "staged"
+    train(with_steps(cfg, UNPLANNED_STEPS), staged, stop_after=CALIBRATION_STEPS, progress=False)
+    first_plan = 44  # the speed over the timing steps misjudged by 10%
+    train(with_steps(cfg, first_plan), staged, resume=True, stop_after=int(replan_fraction(cfg) * first_plan) - CALIBRATION_STEPS,
+          progress=False)
+    train(with_steps(cfg, 40), staged, resume=True, progress=False)
+    one, two = (load_checkpoint(d / "checkpoint.pt")["method"]["nets"] for d in (tmp_path / "one", staged))
+    assert len(one) == 4  # two generators, two discriminators
+    for net, weights in one.items():
+        for key, value in weights.items():
+            assert torch.equal(value, two[net][key]), (net, key)
+
+
+@pytest.mark.parametrize("policy,decay_start,expected", [("linear", 0.5, 0.4), ("linear", 0.25, 0.2), ("linear", 0.0, 0.0),
+                                                         ("constant", 0.0, 0.4)])
+def test_the_replan_comes_before_the_decay(unpaired_dirs, policy, decay_start, expected):
+    cfg = cyclegan_cfg(unpaired_dirs, **{"train.lr_policy": policy, "train.decay_start": decay_start})
+    assert replan_fraction(cfg) == pytest.approx(expected)

@@ -3,10 +3,10 @@
 Every method's learning-rate schedule is set by the run's total number of steps (constant, then a
 linear decay to zero), so a budget of minutes has to become a number of steps before the decay starts.
 The run is timed on its first CALIBRATION_STEPS steps and planned from that speed. Those steps are slow
-(images are decoded when first used), so the plan is made again after REPLAN_FRACTION of it, from the
-speed of that stretch, where every default schedule still holds the learning rate constant. Each stage
-resumes the same run exactly, so the result is the run that was told the final number of steps from
-the start, as long as the speed holds. The last stage also stops at the deadline itself (saved), should
+(images are decoded when first used), so the plan is made again at REPLAN_FRACTION of its total, from
+the speed of that stretch, before the decay starts (replan_fraction). Each stage resumes the same run
+exactly, so the result is the run that was told the final number of steps from the start
+(tests/test_timed.py). The last stage also stops at the deadline itself (saved), should
 the machine slow down. Measured on a 2-core CPU: a 10-step calibration alone planned 2,777 steps for a
 run that then took 6.8 of its 15 minutes (bench/results/2026-11-30-cpu-budget2/README.md).
 """
@@ -31,6 +31,15 @@ UNPLANNED_STEPS = 10**9  # the total the timing steps run under: far enough that
 def with_steps(cfg: RunConfig, steps: int) -> RunConfig:
     """cfg with its length given as steps (epochs cleared)."""
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps, epochs=0))
+
+
+def replan_fraction(cfg: RunConfig) -> float:
+    """Where to re-plan, as a fraction of the first plan's total: while the learning rate is still constant
+    (80% of the way to where the decay starts, REPLAN_FRACTION at most); 0 = not at all (it decays at once)."""
+    if cfg.train.lr_policy == "constant":
+        return REPLAN_FRACTION
+    fraction = min(REPLAN_FRACTION, 0.8 * cfg.train.decay_start)
+    return fraction if fraction >= 0.05 else 0.0
 
 
 def train_for(cfg: RunConfig, out_dir: str | Path, seconds: float, *, resume: bool = False, progress: bool = True,
@@ -67,10 +76,14 @@ def train_for(cfg: RunConfig, out_dir: str | Path, seconds: float, *, resume: bo
     if first.interrupted or first.out_of_time:
         return finished(first)
     rate = CALIBRATION_STEPS / max(first.seconds, 1e-9)
-    plan = max(1, int(rate * (deadline - time.monotonic() - 2 * setup)))  # two more stages to set up
-    console.print(f"[dim]{rate:.2f} steps/s: planned {first.step + plan:,} steps in all; re-planned after "
-                  f"{REPLAN_FRACTION:.0%} of them[/]")
-    second, setup = stage(first.step + plan, max(1, int(REPLAN_FRACTION * plan)), show=progress)
+    planned = first.step + max(1, int(rate * (deadline - time.monotonic() - 2 * setup)))  # two stages to set up
+    replan_at = int(replan_fraction(cfg) * planned)
+    if replan_at <= first.step:  # the decay starts at once, or this resumed run is past where it would
+        console.print(f"[dim]{rate:.2f} steps/s: planned {planned:,} steps in all[/]")
+        last, _ = stage(planned, 0, show=progress)
+        return finished(last)
+    console.print(f"[dim]{rate:.2f} steps/s: planned {planned:,} steps in all; re-planned at step {replan_at:,}[/]")
+    second, setup = stage(planned, replan_at - first.step, show=progress)
     if second.interrupted or second.out_of_time or second.step >= second.total_steps:
         return finished(second)
     rate = (second.step - first.step) / max(second.seconds, 1e-9)
