@@ -125,3 +125,10 @@ def test_stages_with_a_changing_plan_end_where_one_plan_would(unpaired_dirs, tmp
 def test_the_replan_comes_before_the_decay(unpaired_dirs, policy, decay_start, expected):
     cfg = cyclegan_cfg(unpaired_dirs, **{"train.lr_policy": policy, "train.decay_start": decay_start})
     assert replan_fraction(cfg) == pytest.approx(expected)
+
+
+def test_minutes_under_torchrun_is_refused_before_anything_is_written(unpaired_dirs, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UserError, match="torchrun"):
+        train_for(cyclegan_cfg(unpaired_dirs), tmp_path / "run", 60.0, progress=False)
+    assert not (tmp_path / "run").exists()
