@@ -158,7 +158,7 @@ def main() -> None:
         run.save()
 
         # 1. speed, alone on the device
-        speed_s = min(0.55 * seconds, run.left() - 60)
+        speed_s = min(0.65 * seconds, run.left() - 60)
         results = run.work / "speed.json"
         proc, log = run.start("speed", [py, "bench/gpu_speed.py", "--results", str(results), "--seconds", f"{speed_s:.0f}",
                                         *(["--dry"] if args.dry else [])])

@@ -111,24 +111,28 @@ def machine() -> dict:
 
 @dataclass(frozen=True)
 class Variant:
-    """One way to run a net, as the benches' --variants name it: PRECISION[-cl][-compile], e.g. bf16-cl."""
+    """One way to run a net, as the benches' --variants name it: PRECISION[-cl][-compile|-graphs], e.g. bf16-cl.
+    graphs = torch.compile with mode reduce-overhead (CUDA graphs: no launch cost per kernel)."""
     precision: str
     channels_last: bool = False
     compile: bool = False
+    compile_mode: str | None = None
 
     @property
     def label(self) -> str:
-        return self.precision + (" channels-last" if self.channels_last else "") + (" compiled" if self.compile else "")
+        compiled = " CUDA graphs" if self.compile_mode == "reduce-overhead" else " compiled" if self.compile else ""
+        return self.precision + (" channels-last" if self.channels_last else "") + compiled
 
 
 def parse_variants(text: str) -> list[Variant]:
-    """'bf16,bf16-cl,fp32-cl-compile' -> Variants; an unknown part is an error naming the known ones."""
+    """'bf16,bf16-cl,fp32-cl-compile,bf16-graphs' -> Variants; an unknown part is an error naming the known ones."""
     out = []
     for spec in filter(None, (s.strip() for s in text.split(","))):
         precision, *flags = spec.split("-")
-        if precision not in ("fp32", "bf16", "fp16", "auto") or set(flags) - {"cl", "compile"}:
-            raise SystemExit(f"variant {spec!r}: want PRECISION[-cl][-compile], PRECISION one of fp32, bf16, fp16, auto")
-        out.append(Variant(precision, "cl" in flags, "compile" in flags))
+        if precision not in ("fp32", "bf16", "fp16", "auto") or set(flags) - {"cl", "compile", "graphs"}:
+            raise SystemExit(f"variant {spec!r}: want PRECISION[-cl][-compile|-graphs], PRECISION one of fp32, bf16, fp16, auto")
+        graphs = "graphs" in flags
+        out.append(Variant(precision, "cl" in flags, "compile" in flags or graphs, "reduce-overhead" if graphs else None))
     return out
 
 

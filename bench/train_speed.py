@@ -15,6 +15,7 @@ beside the step time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import torch
 
@@ -32,7 +33,7 @@ def cyclegan_config(size: int, batch: int, ngf: int = 64, ndf: int = 64):
 
 
 def make(device: torch.device, size: int, batch: int, precision: str, channels_last: bool, compile_: bool,
-         ngf: int = 64, ndf: int = 64):
+         ngf: int = 64, ndf: int = 64, compile_mode: str | None = None):
     cfg = cyclegan_config(size, batch, ngf, ndf)
     torch.manual_seed(0)
     method = get_method("cyclegan")(cfg, device, amp_dtype(precision))
@@ -40,7 +41,7 @@ def make(device: torch.device, size: int, batch: int, precision: str, channels_l
     for net in method.nets().values():
         net.to(memory_format=fmt)
         if compile_:
-            net.compile()
+            net.compile(mode=compile_mode)
     batch_data = {k: (torch.rand(batch, 3, size, size, device=device) * 2 - 1).contiguous(memory_format=fmt) for k in ("a", "b")}
     return method, batch_data
 
@@ -71,13 +72,13 @@ def main(argv: list[str] | None = None) -> dict:
     precision = resolve_precision(args.precision, device,
                                   step_gflop=generator_step_gflop(cyclegan_config(args.size, args.batch, args.ngf, args.ndf)))
     variants = parse_variants(args.variants) or [Variant(precision, args.channels_last, args.compile)]
-    variants = [Variant(precision if v.precision == "auto" else v.precision, v.channels_last, v.compile) for v in variants]
+    variants = [dataclasses.replace(v, precision=precision) if v.precision == "auto" else v for v in variants]
     results, base_flops = [], 0
     default = Variant(precision)  # what `img2img train` does unless told otherwise
     for label, v in [("fp32 eager (baseline)", Variant("fp32"))] + [(v.label + (" (img2img default)" if v == default else ""), v)
                                                                      for v in variants]:
         prec, cl, comp = v.precision, v.channels_last, v.compile
-        method, batch = make(device, args.size, args.batch, prec, cl, comp, args.ngf, args.ndf)
+        method, batch = make(device, args.size, args.batch, prec, cl, comp, args.ngf, args.ndf, v.compile_mode)
         step = [0]
 
         def one():
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         flops = flops_of(one) if not comp else None
         reset_peak(device)
-        sec = timed(one, device, warmup=2 if comp else 1, iters=args.iters)
+        sec = timed(one, device, warmup=3 if comp else 1, iters=args.iters)  # CUDA graphs record on the 3rd call
         results.append((label, sec, peak_memory_gib(device)))
         base_flops = base_flops or flops
     peak, peak_source = device_peak(device, args.peak_tflops)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 
 import torch
 
 from speed_common import Variant, device_peak, flops_of, parse_variants, peak_memory_gib, print_comparison, reset_peak, timed, write_json
-from img2img.device import resolve_device, resolve_precision
+from img2img.device import compile_in_place, resolve_device, resolve_precision
 from img2img.modelfile import load_model
 from img2img.nets import build_generator, init_weights
 from img2img.translate.translator import InferenceGenerator
@@ -63,10 +64,12 @@ def main(argv: list[str] | None = None) -> dict:
     precision = resolve_precision(args.precision, device, inference=True)
     ours = Variant(precision, True, args.compile)  # what `img2img translate` does
     for v in parse_variants(args.variants) or [ours]:
-        v = Variant(precision if v.precision == "auto" else v.precision, v.channels_last, v.compile)
-        fast = InferenceGenerator(copy.deepcopy(net), v.precision, device, compile=v.compile, channels_last=v.channels_last)
+        v = dataclasses.replace(v, precision=precision) if v.precision == "auto" else v
+        fast = InferenceGenerator(copy.deepcopy(net), v.precision, device, channels_last=v.channels_last)
+        if v.compile:
+            compile_in_place([fast.net], v.compile_mode)
         reset_peak(device)
-        opt = timed(lambda: fast(x), device, warmup=2, iters=args.iters)
+        opt = timed(lambda: fast(x), device, warmup=3 if v.compile else 2, iters=args.iters)
         rows.append((v.label + (" (img2img)" if v == ours else ""), opt, peak_memory_gib(device)))
         del fast
 

@@ -72,9 +72,10 @@ def resolve_precision(precision: str, device: torch.device, inference: bool = Fa
     return "bf16" if step_gflop is not None and step_gflop >= CPU_BF16_MIN_STEP_GFLOP else "fp32"
 
 
-def compile_in_place(nets) -> None:
+def compile_in_place(nets, mode: str | None = None) -> None:
     """torch.compile each net in place (state_dict keys stay plain); where dynamo cannot compile a
-    piece it falls back to eager instead of failing the run."""
+    piece it falls back to eager instead of failing the run. mode: torch.compile's (e.g. "reduce-overhead":
+    CUDA graphs, for nets whose many small kernels leave the GPU waiting on launches)."""
     import logging
 
     import torch._dynamo as dynamo
@@ -82,4 +83,4 @@ def compile_in_place(nets) -> None:
     dynamo.config.suppress_errors = True
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU hosts
     for net in nets:
-        net.compile()
+        net.compile(mode=mode)

@@ -10,6 +10,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,3 +68,16 @@ def test_gpu_script_dry_run_fills_every_section(tmp_path):
         assert [Path(n).name for n in fakes] == [f"a{i:04d}.png" for i in range(4)]
         assert Image.open(tar.extractfile(fakes[0])).size == (32, 32)
         assert "cyclegan/run/log.jsonl" in names and "cyclegan/sprint.json" in names
+
+
+def test_speed_variants_are_parsed_as_named_and_bad_ones_refused():
+    sys.path.append(str(REPO / "bench"))
+    from speed_common import Variant, parse_variants
+
+    got = parse_variants("bf16, bf16-cl ,fp32-cl-compile,auto-graphs")
+    assert got == [Variant("bf16"), Variant("bf16", True), Variant("fp32", True, True),
+                   Variant("auto", False, True, "reduce-overhead")]
+    assert [v.label for v in got] == ["bf16", "bf16 channels-last", "fp32 channels-last compiled", "auto CUDA graphs"]
+    for bad in ("int8", "bf16-nhwc", "fp32-cl-fast"):
+        with pytest.raises(SystemExit, match="PRECISION"):
+            parse_variants(bad)
