@@ -6,8 +6,8 @@ Sections (a failure or timeout in one never loses the others; summary.json is re
 1. speed (alone on the device, so figures are clean): bench/gpu_speed.py;
 2. then side by side, as neither needs the whole GPU:
    - the CUDA tests: pytest -m cuda tests/test_cuda.py (junit XML kept);
-   - the quality sprint: bench/gpu_sprint.py for CycleGAN and, once registered, CUT, concurrently on
-     horse2zebra at 256 px (gpu_data/, made by bench/gpu_data.sh), testA translated for FID.
+   - the quality sprint: bench/gpu_sprint.py for CycleGAN, CUT and CycleGAN with the `quick` recipe,
+     concurrently on horse2zebra at 256 px (gpu_data/, made by bench/gpu_data.sh), testA translated for FID.
 Outputs under --out (default $OUT, else ./gpu_out), at most 4 files: summary.json, gpu.log, pytest.xml,
 sprint.tar. --dry: the same on the CPU at 32-64 px with tiny nets on synthetic data, in a minute or two.
 """
@@ -26,7 +26,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SPRINT_CANDIDATES = ("cyclegan", "cut")  # the sprint trains those of these the registry holds
+# The sprints, trained side by side: (name, method, recipe); those whose method the registry holds run.
+SPRINT_CANDIDATES = (("cyclegan", "cyclegan", None), ("cut", "cut", None), ("cyclegan-quick", "cyclegan", "quick"))
 MAX_FILE_BYTES = 16 * 2**20
 
 
@@ -171,20 +172,22 @@ def main() -> None:
         # 2. CUDA tests beside the quality sprint
         from img2img.methods import METHODS
 
-        methods = [m for m in SPRINT_CANDIDATES if m in METHODS]
+        sprint_plan = [(name, method, recipe) for name, method, recipe in SPRINT_CANDIDATES if method in METHODS]
+        methods = [name for name, _, _ in sprint_plan]
         folders, data_note = sprint_data(run, Path(args.data))
         sprint_s = run.left() - 15
         if args.dry:
             sprint_s = min(sprint_s, 25)
         tests = run.start("tests", [py, "-m", "pytest", "-q", "-m", "cuda", "tests/test_cuda.py", "-p", "no:cacheprovider",
                                     "--junitxml", str(out / "pytest.xml")])
-        sprints = {m: run.start(f"sprint_{m}", [py, "bench/gpu_sprint.py", "--method", m, "--a", str(folders["trainA"]),
-                                               "--b", str(folders["trainB"]), "--test", str(folders["testA"]),
-                                               "--work", str(run.work / "sprint" / m), "--seconds", f"{sprint_s:.0f}",
-                                               *(["--dry"] if args.dry else [])])
-                   for m in methods}
+        sprints = {name: run.start(f"sprint_{name}", [py, "bench/gpu_sprint.py", "--method", method,
+                                                      *(["--recipe", recipe] if recipe else []), "--a", str(folders["trainA"]),
+                                                      "--b", str(folders["trainB"]), "--test", str(folders["testA"]),
+                                                      "--work", str(run.work / "sprint" / name), "--seconds", f"{sprint_s:.0f}",
+                                                      *(["--dry"] if args.dry else [])])
+                   for name, method, recipe in sprint_plan}
         sprint = {"data": data_note, "methods": {}, "concurrent": methods + ["tests"],
-                  "score_with": "img2img eval --real ../shared/data/horse2zebra/testB --fake <untarred>/<method>/testA_fake"}
+                  "score_with": "img2img eval --real ../shared/data/horse2zebra/testB --fake <untarred>/<name>/testA_fake"}
         for m, (proc, log) in sprints.items():
             state = run.finish(f"sprint_{m}", proc, log, run.left() + 5)
             rec = run.work / "sprint" / m / "sprint.json"

@@ -59,9 +59,10 @@ def test_gpu_script_dry_run_fills_every_section(tmp_path):
 
     # the sprint trained, translated every test image at its size, and packed them for scoring elsewhere
     sprint = summary["sections"]["sprint"]
-    assert "cyclegan" in sprint["methods"] and sprint["archive"] == "sprint.tar"
-    run = sprint["methods"]["cyclegan"]
-    assert run["status"] == "ok" and run["steps"] >= run["calibration_steps"] + 1 and run["translated"] == 4
+    assert {"cyclegan", "cut", "cyclegan-quick"} <= sprint["methods"].keys() and sprint["archive"] == "sprint.tar"
+    for name, run in sprint["methods"].items():
+        assert run["status"] == "ok" and run["steps"] >= run["calibration_steps"] + 1 and run["translated"] == 4, name
+    assert sprint["methods"]["cyclegan-quick"]["recipe"] == "quick" and sprint["methods"]["cyclegan"]["recipe"] is None
     with tarfile.open(out / "sprint.tar") as tar:
         names = tar.getnames()
         fakes = sorted(n for n in names if n.startswith("cyclegan/testA_fake/") and n.endswith(".png"))
