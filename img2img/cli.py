@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 import os
 import sys
 from pathlib import Path
@@ -290,8 +291,8 @@ def _make_train_command(method_name: str, dataset_kind: str):
                      if given[key] is not None]
             if clash:
                 raise UserError(f"--minutes sets the run's length: leave out {' and '.join(clash)}")
-            if not minutes > 0:
-                raise UserError(f"--minutes must be more than 0, got {minutes:g}")
+            if not (minutes > 0 and math.isfinite(minutes)):
+                raise UserError(f"--minutes must be a number more than 0, got {minutes:g}")
         if resume:
             if out is None:
                 raise UserError("--resume needs --out RUN_DIR (the run to continue)")

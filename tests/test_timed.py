@@ -74,9 +74,9 @@ def test_resuming_with_a_budget_trains_that_much_longer(unpaired_dirs, tmp_path)
     assert more.step > first.step + 20 and more.seconds <= 6.0
 
 
-@pytest.mark.parametrize("seconds", [0, -1.0])
-def test_a_budget_of_nothing_is_refused(unpaired_dirs, tmp_path, seconds):
-    with pytest.raises(UserError, match="--minutes must be more than 0"):
+@pytest.mark.parametrize("seconds", [0, -1.0, float("nan"), float("inf")])
+def test_a_budget_of_nothing_or_of_no_number_is_refused(unpaired_dirs, tmp_path, seconds):
+    with pytest.raises(UserError, match="--minutes must be a number more than 0"):
         train_for(cyclegan_cfg(unpaired_dirs), tmp_path / "run", seconds, progress=False)
     assert not (tmp_path / "run").exists()
 
@@ -93,10 +93,12 @@ def test_cli_minutes(cli, unpaired_dirs, tmp_path):
     assert lr_of(out) < 0.25 * 2e-4
 
 
-@pytest.mark.parametrize("other", [["--steps", "5"], ["--epochs", "1"], ["--stop-after", "5"]])
-def test_cli_minutes_with_another_length_is_refused(cli, unpaired_dirs, tmp_path, other):
+@pytest.mark.parametrize("other", [["--minutes", "1", "--steps", "5"], ["--minutes", "1", "--epochs", "1"],
+                                   ["--minutes", "1", "--stop-after", "5"], ["--minutes", "0"], ["--minutes", "inf"],
+                                   ["--minutes", "nan"], ["--minutes", "-3"], ["--minutes", "ten"]])
+def test_cli_bad_minutes_are_one_line_errors(cli, unpaired_dirs, tmp_path, other):
     a, b = unpaired_dirs
-    result = cli(["train", "cyclegan", "--a", a, "--b", b, "--minutes", "1", *other, "--out", tmp_path / "r"])
+    result = cli(["train", "cyclegan", "--a", a, "--b", b, *other, "--out", tmp_path / "r"])
     assert result.exit_code != 0
     assert "--minutes" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "r").exists()

@@ -14,6 +14,7 @@ run that then took 6.8 of its 15 minutes (bench/results/2026-11-30-cpu-budget2/R
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from pathlib import Path
@@ -51,8 +52,8 @@ def train_for(cfg: RunConfig, out_dir: str | Path, seconds: float, *, resume: bo
     Returns the last stage's result with `seconds` the training time of all stages and `total_steps`
     the final plan. Ctrl-C / SIGTERM in any stage stops there, saved, as in `train`.
     """
-    if not seconds > 0:
-        raise UserError(f"--minutes must be more than 0, got {seconds / 60:g}")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise UserError(f"--minutes must be a number more than 0, got {seconds / 60:g}")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each process would time itself and plan a different length
         raise UserError("--minutes does not work under torchrun (the processes would plan different lengths); use --steps N")
     console = console or Console(stderr=True)
