@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,7 @@ def test_frames_dir_holding_other_files_is_reported_as_such(cli, model, tmp_path
 def test_an_unreadable_video_gets_our_line_not_ffmpegs(cli, model, tmp_path):  # noqa: F811
     good = make_clip(tmp_path / "a.mp4", frames=4).read_bytes()
     (tmp_path / "b.mp4").write_bytes(good[: len(good) // 3])
-    proc = subprocess.run(["python", "-m", "img2img", "translate", str(model), str(tmp_path / "b.mp4"), "-o",
+    proc = subprocess.run([sys.executable, "-m", "img2img", "translate", str(model), str(tmp_path / "b.mp4"), "-o",
                            str(tmp_path / "o.mp4"), "-q"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "moov atom" not in proc.stderr and "cannot open as a video" in proc.stderr
