@@ -13,11 +13,11 @@ i.e. b2a, with L1/PSNR/SSIM against the photos as well). Datasets are recognised
 testA/testB (unpaired) or train/ + test/ (A|B side-by-side pairs).
 
 A minutes budget is wall-clock time of training (set-up and data loading included, evaluation not), planned
-by img2img.train.timed as `img2img train --minutes` plans it: the first 10 steps measure the speed, the run
-trains 40% of the plan made from it while the learning rate is still constant, and is re-planned from the
-speed of that stretch (the first steps, which decode the images, are slower), so the learning-rate schedule
-(paper default: linear decay over the second half) completes; the deadline still stops it if the machine
-slows down (recorded as stopped_by_clock). The record's train_seconds counts the training loops alone.
+by img2img.train.timed as `img2img train --minutes` plans it: the total steps are planned from the speed of
+the first 10 steps and re-planned every few seconds from the recent speed while the learning rate is still
+constant, so the schedule (paper default: linear decay over the second half) ends on time; the deadline
+still stops the run if the machine slows down during the decay (recorded as stopped_by_clock). The
+record's train_seconds counts the training loop alone.
 Running the same command
 with a larger --minutes or --steps resumes the run and extends it; the schedule follows the new length.
 Each run folder gets record.json (settings, steps, seconds, scores, the command) and grid.png (first test

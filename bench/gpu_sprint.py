@@ -7,8 +7,8 @@ translate the test inputs, to be scored later on a machine that has the Inceptio
 
 A budget in seconds, not steps, and still a whole learning-rate schedule: img2img.train.timed (what
 `img2img train --minutes` uses) times the first steps with whatever else shares the GPU, plans the run's
-length so the linear decay to zero ends when the time does, re-plans once, and stops at the deadline
-should the estimate be too high. A fixed reserve is kept for translating. Writes DIR/sprint.json.
+length so the linear decay to zero ends when the time does, re-plans it from the recent speed until the
+decay starts, and stops at the deadline should the estimate be too high. A fixed reserve is kept for translating. Writes DIR/sprint.json.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("steps", ("--steps",), "train.steps", int, metavar="N"),
     Flag("minutes", ("--minutes",), None, float, "train for this many minutes of wall-clock time (more, with --resume) "
          "instead of --steps/--epochs: the first steps are timed and the run's length, and so its learning-rate "
-         "schedule, is planned to end on time (re-planned once on the way)", "M"),
+         "schedule, is planned to end on time (re-planned from the recent speed until the decay starts)", "M"),
     Flag("epochs", ("--epochs",), "train.epochs", int, metavar="N"),
     Flag("batch_size", ("--batch-size",), "train.batch_size", int, metavar="N"),
     Flag("image_size", ("--image-size",), "data.image_size", int, metavar="PX"),

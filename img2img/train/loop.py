@@ -137,17 +137,21 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_after: int = 0,
                  progress: bool = True, console: Console | None = None, evaluator: FIDEvaluator | None = None,
-                 deadline: float | None = None, announce: bool = True):
+                 deadline: float | None = None, announce: bool = True, planner=None):
         if stop_after < 0:
             raise UserError(f"--stop-after must be 0 (train to the end) or a positive number of steps, got {stop_after}")
         self.cfg, self.out, self.resume, self.stop_after = cfg, Path(out_dir), resume, stop_after
         self.deadline = deadline  # time.monotonic() at which to stop and save, as on SIGTERM
         self.announce = announce  # the projected-time line (off when a caller plans the run length itself)
+        self.planner = planner  # sets the run's total on the way (img2img.train.timed.DeadlinePlanner)
+        if planner is not None and stop_after:
+            raise UserError("a run planned to a deadline cannot also stop after N steps")
         self.console = console or Console(stderr=True)
         self.show_progress = progress
         self.evaluator = evaluator
         self.ckpt_path = self.out / CHECKPOINT_FILE
         self.saved_step: int | None = None
+        self.log_plans = 0
         if not resume:
             check_new_run_dir(self.out)
 
@@ -162,6 +166,8 @@ class Trainer:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.device, self.main = device, self.dist.is_main
+        if self.dist.enabled and self.planner is not None:
+            raise UserError("a run planned to a deadline cannot run under torchrun (each process would plan its own length)")
         self.precision = resolve_precision(cfg.train.precision, device, step_gflop=generator_step_gflop(cfg, self.dist.world))
         method_cls = get_method(cfg.method)
         self.dataset = build_dataset(method_cls.dataset_kind, cfg.data, cfg.method, stride=generator_stride(
@@ -374,19 +380,27 @@ class Trainer:
                    TextColumn("{task.fields[info]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=0))]
         bar = stack.enter_context(Progress(*columns, console=console, disable=not show, expand=True))
         stack.enter_context(stop.installed())
-        task = bar.add_task("train", total=self.total, completed=start, info="", eta=None)
+        task = bar.add_task("train", total=None if self.planner else self.total, completed=start, info="", eta=None)
         if show:
             console.print(f"[dim]device {self.device}, precision {self.precision}; {feeding}[/]")
         self.log_event("resume" if self.resume else "start", start, total_steps=self.total, device=str(self.device),
                        precision=self.precision)
         step, interrupted, projected = start, False, False
         window_start, window_steps, last_log = time.perf_counter(), 0, time.perf_counter()
+        if self.planner is not None:
+            self.planner.begin(start, time.monotonic())
         try:
             while step < end:
                 losses = self.train_step(next(data), step)
                 step += 1
                 window_steps += 1
                 timer.tick(step)
+                if self.planner is not None:
+                    planned = self.planner.update(step, time.monotonic())
+                    if planned is not None:
+                        self.replan(step, planned)
+                        end = self.total
+                        bar.update(task, total=self.total)
                 bar.update(task, advance=1, eta=timer.eta(step, self.total))
                 if self.deadline is not None and not stop.requested and time.monotonic() >= self.deadline:
                     stop.requested, stop.signal_name = True, "deadline"
@@ -436,6 +450,32 @@ class Trainer:
         return TrainResult(self.out, step, self.total, interrupted and not out_of_time, time.perf_counter() - timer.began,
                            self.saved_step, out_of_time)
 
+    def replan(self, step: int, total: int) -> None:
+        """Make `total` the run's length from here: its schedule, instance-noise horizon and stored config."""
+        t = self.cfg.train
+        first = self.log_plans == 0
+        t.steps, t.epochs = total, 0
+        self.total = total
+        self.factor = lr_factor(t.lr_policy, total, t.decay_start)
+        for sched in self.schedulers.values():
+            sched.lr_lambdas = [self.factor] * len(sched.optimizer.param_groups)
+            for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
+                group["lr"] = base * self.factor(sched.last_epoch)  # the next step's, under the new plan
+        d_inputs = getattr(self.method, "d_inputs", None)
+        if d_inputs is not None and not t.instance_noise_steps:
+            d_inputs.noise_steps = total
+        self.log_plans += 1
+        if not self.main:
+            return
+        write_config(self.out, self.cfg.to_dict())
+        final = bool(getattr(self.planner, "final", False))
+        self.log_event("plan", step, total_steps=total, final=final)
+        if first or final:  # one line each, with or without the progress bar
+            rate = getattr(self.planner, "rate", 0.0)
+            what = "planned" if first else "final plan:"
+            self.console.print(f"[dim]{rate:.2f} steps/s: {what} {total:,} steps in all"
+                               f"{' (re-planned until the decay starts)' if first and not final else ''}[/]")
+
     def _announce_projection(self, sec_per_step: float, step: int, show: bool) -> None:
         line, long = projection_message(sec_per_step, self.total - step, self.total, str(self.device), self.precision)
         self.log_event("projection", step, seconds_per_step=round(sec_per_step, 4),
@@ -448,13 +488,15 @@ class Trainer:
 
 def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, stop_after: int = 0,
           progress: bool = True, console: Console | None = None, evaluator: FIDEvaluator | None = None,
-          deadline: float | None = None, announce: bool = True) -> TrainResult:
+          deadline: float | None = None, announce: bool = True, planner=None) -> TrainResult:
     """Train (or continue) a run in out_dir. stop_after > 0 ends this invocation after that many steps.
 
     evaluator: scores held-out data every train.eval_every steps (default: built from train.eval_*).
     deadline: a time.monotonic() value; the first step that ends after it ends the invocation, saved
-    (result.out_of_time). announce=False leaves out the projected-time line.
+    (result.out_of_time). announce=False leaves out the projected-time line. planner: sets the total on
+    the way (planner.begin(step, now), then planner.update(step, now) -> new total or None after each step;
+    img2img.train.timed.DeadlinePlanner, which train_for uses).
     """
     return Trainer(cfg, out_dir, resume=resume, stop_after=stop_after, progress=progress, console=console,
-                   evaluator=evaluator, deadline=deadline, announce=announce).run()
+                   evaluator=evaluator, deadline=deadline, announce=announce, planner=planner).run()
 
