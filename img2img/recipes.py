@@ -56,5 +56,7 @@ register(Recipe(
             "(starts as the identity), EMA weights, no identity loss",
     evidence="bench/results/2026-11-30-cpu-budget2/README.md: horse2zebra 64 px, 15 minutes of a 2-core AMD EPYC, "
              "testA->B FID 204.0 and 200.7 / KID 0.111 and 0.106 (seeds 0, 1) against 208.8 / 0.119 for the untranslated "
-             "inputs and 288.7 and 269.8 / 0.215 and 0.196 for the same small nets with the paper's settings",
+             "inputs and 288.7 and 269.8 / 0.215 and 0.196 for the same small nets with the paper's settings; "
+             "bench/results/2026-12-01-cpu-budget3/README.md: on data it was not tuned on, UTKFace ages 0-19 -> 60+ "
+             "(64 px, 15 minutes) FID 107.1 and 125.7 against 183.0 untranslated, and zebra -> horse 203.7 against 208.8",
 ))
