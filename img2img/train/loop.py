@@ -151,7 +151,7 @@ class Trainer:
         self.evaluator = evaluator
         self.ckpt_path = self.out / CHECKPOINT_FILE
         self.saved_step: int | None = None
-        self.log_plans = 0
+        self.plans_made = 0
         if not resume:
             check_new_run_dir(self.out)
 
@@ -401,7 +401,8 @@ class Trainer:
                         self.replan(step, planned)
                         end = self.total
                         bar.update(task, total=self.total)
-                bar.update(task, advance=1, eta=timer.eta(step, self.total))
+                unplanned = self.planner is not None and not self.plans_made
+                bar.update(task, advance=1, eta=None if unplanned else timer.eta(step, self.total))
                 if self.deadline is not None and not stop.requested and time.monotonic() >= self.deadline:
                     stop.requested, stop.signal_name = True, "deadline"
                 if self.dist.enabled:
@@ -453,7 +454,7 @@ class Trainer:
     def replan(self, step: int, total: int) -> None:
         """Make `total` the run's length from here: its schedule, instance-noise horizon and stored config."""
         t = self.cfg.train
-        first = self.log_plans == 0
+        first = self.plans_made == 0
         t.steps, t.epochs = total, 0
         self.total = total
         self.factor = lr_factor(t.lr_policy, total, t.decay_start)
@@ -464,7 +465,7 @@ class Trainer:
         d_inputs = getattr(self.method, "d_inputs", None)
         if d_inputs is not None and not t.instance_noise_steps:
             d_inputs.noise_steps = total
-        self.log_plans += 1
+        self.plans_made += 1
         if not self.main:
             return
         write_config(self.out, self.cfg.to_dict())
