@@ -156,7 +156,7 @@ def run(args) -> dict:
     translator = Translator(out / "model.pt", direction=lay["direction"], device=args.device, precision="fp32")
     scores = score(translator, lay, args, extractor, out / GRID)
     ckpt_total = json.loads((out / "config.json").read_text())["train"]["steps"]
-    record = {"name": name, "method": args.method, "dataset": str(args.dataset), "profile": args.profile,
+    record = {"name": name, "method": args.method, "dataset": str(args.dataset), "direction": lay["direction"], "profile": args.profile,
               "image_size": args.size, "seed": args.seed, "settings": config_mod.parse_set(args.set),
               "budget": {"steps": args.steps} if args.steps else {"minutes": args.minutes},
               "steps": steps_done, "planned_steps": ckpt_total, "train_seconds": round(spent, 1),
@@ -184,7 +184,7 @@ def baseline(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     extractor = load_inception(args.inception, "cpu" if args.device == "auto" else args.device)
     scores = score(lambda x: x, lay, args, extractor, out / GRID)
-    record = {"name": name, "method": "identity", "dataset": str(args.dataset), "profile": args.profile,
+    record = {"name": name, "method": "identity", "dataset": str(args.dataset), "direction": lay["direction"], "profile": args.profile,
               "image_size": args.size, "seed": None, "settings": {}, "budget": {}, "steps": 0, "train_seconds": 0.0,
               "cpu": cpu_name(), "scores": scores, "grid": GRID, "command": command_line(args),
               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -227,6 +227,71 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _plain(value) -> str:
+    """A setting's value as one spelling: 0 and 0.0, True and "true" compare equal."""
+    text = str(value).lower()
+    try:
+        return repr(float(text))
+    except ValueError:
+        return text
+
+
+def describe_settings(record: dict) -> str:
+    """A run's settings with its recipe expanded and named again, so runs that asked for the same thing in
+    different words (a recipe's name or its settings one by one) describe alike."""
+    from img2img.recipes import RECIPES, recipe_settings
+
+    if record["method"] == "identity":
+        return "untranslated inputs"
+    given = dict(record.get("settings", {}))
+    recipe = given.pop("train.recipe", None)
+    effective = {**(recipe_settings(recipe, record["method"]) if recipe else {}), **given}
+    shown = lambda items: " ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(items))  # noqa: E731
+    for name, r in RECIPES.items():
+        if record["method"] in r.methods and all(_plain(effective.get(k)) == _plain(v) for k, v in r.settings.items()):
+            rest = shown((k, v) for k, v in effective.items() if k not in r.settings)
+            return f"recipe {name}" + (f" + {rest}" if rest else "")
+    return shown(effective.items()) or "paper defaults"
+
+
+def direction_of(record: dict) -> str:
+    """Records before the field existed: from the command, else the layout's default."""
+    if record.get("direction"):
+        return record["direction"]
+    if "--direction b2a" in record.get("command", ""):
+        return "b2a"
+    return "b2a" if "facades" in Path(record["dataset"]).name else "a2b"
+
+
+def summary(records: list[dict]) -> str:
+    """One row per (dataset, direction, size, method, settings): each seed's FID, the means, and the gap to the
+    untranslated inputs of the same test set (negative = better than doing nothing)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        key = (Path(r["dataset"]).name, direction_of(r), r["image_size"], r["method"], describe_settings(r))
+        groups.setdefault(key, []).append(r)
+    untranslated = {k[:3]: rs[0]["scores"]["fid"] for k, rs in groups.items() if k[3] == "identity"}
+    cols = ["data", "px", "method", "settings", "seeds", "FID per seed", "mean FID", "vs untranslated", "mean KID", "mean L1",
+            "mean steps", "mean train min"]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    rows = []
+    for key, rs in sorted(groups.items(), key=lambda kv: (kv[0][:3], mean([r["scores"]["fid"] for r in kv[1]]))):
+        data, direction, px, method, settings = key
+        rs = sorted(rs, key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+        fids = [r["scores"]["fid"] for r in rs]
+        base = untranslated.get(key[:3])
+        l1 = [r["scores"]["l1"] for r in rs if "l1" in r["scores"]]
+        rows.append([f"{data} {direction}", str(px), method, settings,
+                     ", ".join(str(r.get("seed")) for r in rs) if method != "identity" else "-",
+                     " / ".join(f"{f:.1f}" for f in fids), f"{mean(fids):.1f}",
+                     f"{mean(fids) - base:+.1f}" if base is not None and method != "identity" else "-",
+                     f"{mean([r['scores']['kid'] for r in rs]):.4f}", f"{mean(l1):.4f}" if l1 else "-",
+                     f"{mean([r.get('steps', 0) for r in rs]):.0f}", f"{mean([r.get('train_seconds', 0) for r in rs]) / 60:.1f}"])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -256,11 +321,14 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("table")
     t.add_argument("paths", nargs="+", type=Path, help="record.json files or folders of run folders")
     t.add_argument("--output", "-o", type=Path, default=None, help="also write the table (markdown) here")
+    t.add_argument("--by-setting", action="store_true", help="one row per setting with each seed's FID and the means, "
+                   "beside the untranslated inputs' (runs of the same settings and data grouped)")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "table":
-            text = table(find_records(args.paths))
+            records = find_records(args.paths)
+            text = summary(records) if args.by_setting else table(records)
             print(text)
             if args.output:
                 args.output.write_text(text + "\n")

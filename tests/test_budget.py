@@ -112,3 +112,25 @@ def test_a_recipe_is_applied_and_recorded(budget, h2z_like, random_net_file, tmp
     with pytest.raises(SystemExit) as exc:
         budget.main(["run", "--method", "cut", "--recipe", "quick", "--steps", "2", "--name", "c", *common])
     assert exc.value.code == 2 and "recipe 'quick' is for cyclegan, not cut" in capsys.readouterr().err
+
+
+def test_summary_groups_seeds_of_one_setting_however_it_was_spelled(budget):
+    def rec(name, seed, fid, settings, method="cyclegan", **extra):
+        return {"name": name, "method": method, "dataset": "/x/horse2zebra", "image_size": 64, "seed": seed,
+                "settings": settings, "scores": {"fid": fid, "kid": 0.1}, "steps": 100, "train_seconds": 60.0,
+                "command": "", **extra}
+
+    spelled_out = {"net.generator": "resnet_6", "net.ngf": "16", "net.ndf": "32", "net.input_skip": "true",
+                   "train.ema": "0.999", "loss.lambda_idt": "0"}
+    records = [rec("q0", 0, 204.0, spelled_out), rec("q1", 1, 200.0, {"train.recipe": "quick"}),
+               rec("q-attn", 0, 201.0, {"train.recipe": "quick", "net.attention_res": "16"}),
+               rec("paper", 0, 280.0, {}), rec("b2a", 0, 203.0, {"train.recipe": "quick"}, direction="b2a"),
+               rec("none", None, 208.0, {}, method="identity")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in budget.summary(records).splitlines()[2:]]
+    rows = {(c[0], c[3]): c for c in cells}
+    assert len(rows) == len(cells) == 5
+    # data, px, method, settings, seeds, FID per seed, mean FID, vs untranslated
+    assert rows["horse2zebra a2b", "recipe quick"][4:8] == ["0, 1", "204.0 / 200.0", "202.0", "-6.0"]
+    assert rows["horse2zebra a2b", "recipe quick + attention_res=16"][6:8] == ["201.0", "-7.0"]
+    assert rows["horse2zebra a2b", "paper defaults"][6:8] == ["280.0", "+72.0"]
+    assert rows["horse2zebra b2a", "recipe quick"][6:8] == ["203.0", "-"]  # its own test set, no baseline for it here
