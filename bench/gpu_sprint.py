@@ -53,8 +53,6 @@ def main() -> None:
         overrides["train.recipe"] = args.recipe
     if args.dry:
         overrides.update({"data.image_size": 32, "net.ngf": 8, "net.ndf": 8})
-    if cuda:
-        overrides["train.channels_last"] = True
     cfg = config_mod.build_config(get_method(args.method), None, overrides)
     record = {"method": args.method, "recipe": args.recipe, "image_size": cfg.data.image_size, "batch_size": 1,
               "device": cfg.train.device, "train_a": args.a, "train_b": args.b, "test": args.test}
