@@ -155,9 +155,13 @@ def test_the_planner_plans_from_recent_speed_and_keeps_its_plan_before_the_decay
     assert planner.update(9, 9.0) is None  # still timing
     assert planner.update(10, 10.0) == 10 + 990  # 1 step/s for the 990 s left
     assert planner.update(15, 14.0) is None  # every 20 s (2% of the budget) at most
-    assert planner.update(90, 30.0) == 90 + 4 * 970  # the last stretch ran at 4 steps/s: the plan follows it
+    assert planner.update(90, 30.0) == 90 + 4 * 970  # the first stretch ran at 4 steps/s: the plan follows it
+    assert planner.update(170, 50.0) == 170 + 4 * 950  # so did the second
+    assert planner.update(210, 70.0) == 210 + 4 * 930  # one slow stretch (2 steps/s, another job) does not move it
+    assert planner.update(250, 90.0) == 250 + 3 * 910  # a second one does: the median is half-way
     # the plan is kept once the next re-plan (20 s on, 80 steps later) could come after 90% of the decay's start
-    total, step, now = None, 90, 30.0
+    planner.rates = [4.0]
+    total, step, now = None, 250, 90.0
     while not planner.final:
         step, now = step + 80, now + 20.0
         total = planner.update(step, now)
