@@ -263,11 +263,23 @@ def direction_of(record: dict) -> str:
     return "b2a" if "facades" in Path(record["dataset"]).name else "a2b"
 
 
+FULL_BUDGET_SHARE = 0.8  # a minutes run that trained for less than this share of its budget is not an equal-budget row
+
+
+def short_of_budget(record: dict) -> bool:
+    minutes = record.get("budget", {}).get("minutes")
+    return bool(minutes) and record.get("train_seconds", 0) < FULL_BUDGET_SHARE * minutes * 60
+
+
 def summary(records: list[dict]) -> str:
     """One row per (dataset, direction, size, method, settings): each seed's FID, the means, and the gap to the
-    untranslated inputs of the same test set (negative = better than doing nothing)."""
+    untranslated inputs of the same test set (negative = better than doing nothing). Minutes runs that trained
+    for less than 80% of their budget (a planner's misjudgement) are named below the table, not averaged in."""
     groups: dict[tuple, list[dict]] = {}
+    short = [r for r in records if short_of_budget(r)]
     for r in records:
+        if short_of_budget(r):
+            continue
         key = (Path(r["dataset"]).name, direction_of(r), r["image_size"], r["method"], describe_settings(r))
         groups.setdefault(key, []).append(r)
     untranslated = {k[:3]: rs[0]["scores"]["fid"] for k, rs in groups.items() if k[3] == "identity"}
@@ -289,6 +301,10 @@ def summary(records: list[dict]) -> str:
                      f"{mean([r.get('steps', 0) for r in rs]):.0f}", f"{mean([r.get('train_seconds', 0) for r in rs]) / 60:.1f}"])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if short:
+        lines += ["", f"Left out, trained for under {FULL_BUDGET_SHARE:.0%} of their budget: " + ", ".join(
+            f"{r['name']} ({r['train_seconds'] / 60:.1f} of {r['budget']['minutes']:g} min, FID {r['scores']['fid']:.1f})"
+            for r in sorted(short, key=lambda r: r["name"]))]
     return "\n".join(lines)
 
 

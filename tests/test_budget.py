@@ -118,15 +118,18 @@ def test_summary_groups_seeds_of_one_setting_however_it_was_spelled(budget):
     def rec(name, seed, fid, settings, method="cyclegan", **extra):
         return {"name": name, "method": method, "dataset": "/x/horse2zebra", "image_size": 64, "seed": seed,
                 "settings": settings, "scores": {"fid": fid, "kid": 0.1}, "steps": 100, "train_seconds": 60.0,
-                "command": "", **extra}
+                "budget": {"minutes": 1.0}, "command": "", **extra}
 
     spelled_out = {"net.generator": "resnet_6", "net.ngf": "16", "net.ndf": "32", "net.input_skip": "true",
                    "train.ema": "0.999", "loss.lambda_idt": "0"}
     records = [rec("q0", 0, 204.0, spelled_out), rec("q1", 1, 200.0, {"train.recipe": "quick"}),
                rec("q-attn", 0, 201.0, {"train.recipe": "quick", "net.attention_res": "16"}),
                rec("paper", 0, 280.0, {}), rec("b2a", 0, 203.0, {"train.recipe": "quick"}, direction="b2a"),
-               rec("none", None, 208.0, {}, method="identity")]
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in budget.summary(records).splitlines()[2:]]
+               rec("none", None, 208.0, {}, method="identity"),
+               rec("q2-short", 2, 230.0, {"train.recipe": "quick"}, train_seconds=40.0)]  # 40 of its 60 s
+    text = budget.summary(records)
+    assert text.splitlines()[-1] == "Left out, trained for under 80% of their budget: q2-short (0.7 of 1 min, FID 230.0)"
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()[2:] if line.startswith("|")]
     rows = {(c[0], c[3]): c for c in cells}
     assert len(rows) == len(cells) == 5
     # data, px, method, settings, seeds, FID per seed, mean FID, vs untranslated
