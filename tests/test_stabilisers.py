@@ -228,3 +228,11 @@ def test_instance_noise_by_epochs_needs_a_horizon(cli, tmp_path, unpaired_dirs):
     result = cli(["train", "cyclegan", "--a", unpaired_dirs[0], "--b", unpaired_dirs[1], "--epochs", "1", "--out", tmp_path / "r",
                   "--set", "train.instance_noise=0.1", *TINY_FLAGS])
     assert result.exit_code == 2 and "instance_noise_steps" in result.output
+
+
+@pytest.mark.parametrize("batch,warned", [(1, True), (2, False)])
+def test_minibatch_std_with_one_image_a_batch_says_it_does_nothing(cli, tmp_path, unpaired_dirs, batch, warned):
+    result = cli(["train", "cyclegan", "--a", unpaired_dirs[0], "--b", unpaired_dirs[1], "--steps", "1", "--out", tmp_path / "r",
+                  "--generator", "resnet_2", "--batch-size", str(batch), "--set", "net.minibatch_std=true", *TINY_FLAGS])
+    assert result.exit_code == 0, result.output
+    assert ("minibatch_std compares the images of a batch" in result.output) == warned

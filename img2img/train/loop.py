@@ -169,6 +169,10 @@ class Trainer:
         if self.dist.enabled and self.planner is not None:
             raise UserError("a run planned to a deadline cannot run under torchrun (each process would plan its own length)")
         self.precision = resolve_precision(cfg.train.precision, device, step_gflop=generator_step_gflop(cfg, self.dist.world))
+        if cfg.net.minibatch_std and cfg.train.batch_size // self.dist.world < 2 and self.main:
+            self.console.print("[yellow]warning:[/] net.minibatch_std compares the images of a batch; with one image per "
+                               "batch (per process) it adds a constant channel and changes nothing: use --batch-size 2 or more",
+                               soft_wrap=True)
         method_cls = get_method(cfg.method)
         self.dataset = build_dataset(method_cls.dataset_kind, cfg.data, cfg.method, stride=generator_stride(
             resolve_generator_name(cfg.net.generator, cfg.data.net_side)))
