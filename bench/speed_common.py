@@ -7,6 +7,7 @@ import json
 import platform
 import resource
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -117,6 +118,10 @@ class Variant:
     channels_last: bool = False
     compile: bool = False
     compile_mode: str | None = None
+
+    def resolved(self, auto: str) -> "Variant":
+        """This way with precision "auto" replaced by what img2img resolves it to on the device."""
+        return dataclasses.replace(self, precision=auto) if self.precision == "auto" else self
 
     @property
     def label(self) -> str:

@@ -15,13 +15,12 @@ beside the step time.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import torch
 
 from speed_common import Variant, device_peak, flops_of, parse_variants, peak_memory_gib, print_comparison, reset_peak, timed, write_json
 from img2img.config import build_config
-from img2img.device import amp_dtype, resolve_device, resolve_precision
+from img2img.device import amp_dtype, compile_in_place, resolve_device, resolve_precision
 from img2img.methods import get_method
 from img2img.train.loop import generator_step_gflop
 
@@ -32,16 +31,15 @@ def cyclegan_config(size: int, batch: int, ngf: int = 64, ndf: int = 64):
                                                            "net.ngf": ngf, "net.ndf": ndf})
 
 
-def make(device: torch.device, size: int, batch: int, precision: str, channels_last: bool, compile_: bool,
-         ngf: int = 64, ndf: int = 64, compile_mode: str | None = None):
+def make(device: torch.device, size: int, batch: int, way: Variant, ngf: int = 64, ndf: int = 64):
     cfg = cyclegan_config(size, batch, ngf, ndf)
     torch.manual_seed(0)
-    method = get_method("cyclegan")(cfg, device, amp_dtype(precision))
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    method = get_method("cyclegan")(cfg, device, amp_dtype(way.precision))
+    fmt = torch.channels_last if way.channels_last else torch.contiguous_format
     for net in method.nets().values():
         net.to(memory_format=fmt)
-        if compile_:
-            net.compile(mode=compile_mode)
+    if way.compile:
+        compile_in_place(method.nets().values(), way.compile_mode)
     batch_data = {k: (torch.rand(batch, 3, size, size, device=device) * 2 - 1).contiguous(memory_format=fmt) for k in ("a", "b")}
     return method, batch_data
 
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--variants", default="", help="time these ways instead of the one optimized path, each beside the "
-                   "baseline: comma-separated PRECISION[-cl][-compile] (e.g. bf16,bf16-cl,fp32-compile; auto = img2img's)")
+                   "baseline: comma-separated PRECISION[-cl][-compile|-graphs] (e.g. bf16,bf16-cl,fp32-compile,bf16-graphs; auto = img2img's)")
     p.add_argument("--ngf", type=int, default=64, help="generator filters (64 = CycleGAN's)")
     p.add_argument("--ndf", type=int, default=64, help="discriminator filters (64 = CycleGAN's)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="the device's peak (default: the GPU table in speed_common)")
@@ -72,13 +70,12 @@ def main(argv: list[str] | None = None) -> dict:
     precision = resolve_precision(args.precision, device,
                                   step_gflop=generator_step_gflop(cyclegan_config(args.size, args.batch, args.ngf, args.ndf)))
     variants = parse_variants(args.variants) or [Variant(precision, args.channels_last, args.compile)]
-    variants = [dataclasses.replace(v, precision=precision) if v.precision == "auto" else v for v in variants]
+    variants = [v.resolved(precision) for v in variants]
     results, base_flops = [], 0
     default = Variant(precision)  # what `img2img train` does unless told otherwise
     for label, v in [("fp32 eager (baseline)", Variant("fp32"))] + [(v.label + (" (img2img default)" if v == default else ""), v)
                                                                      for v in variants]:
-        prec, cl, comp = v.precision, v.channels_last, v.compile
-        method, batch = make(device, args.size, args.batch, prec, cl, comp, args.ngf, args.ndf, v.compile_mode)
+        method, batch = make(device, args.size, args.batch, v, args.ngf, args.ndf)
         step = [0]
 
         def one():
@@ -87,9 +84,9 @@ def main(argv: list[str] | None = None) -> dict:
                 method.scaler.update()
             step[0] += 1
 
-        flops = flops_of(one) if not comp else None
+        flops = flops_of(one) if not v.compile else None
         reset_peak(device)
-        sec = timed(one, device, warmup=3 if comp else 1, iters=args.iters)  # CUDA graphs record on the 3rd call
+        sec = timed(one, device, warmup=3 if v.compile else 1, iters=args.iters)  # CUDA graphs record on the 3rd call
         results.append((label, sec, peak_memory_gib(device)))
         base_flops = base_flops or flops
     peak, peak_source = device_peak(device, args.peak_tflops)

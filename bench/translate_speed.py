@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 
 import torch
 
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--precision", default="auto", help="of the optimized path (auto = img2img translate's default)")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--variants", default="", help="time these ways instead of img2img's one, each beside the baseline: "
-                   "comma-separated PRECISION[-cl][-compile] (e.g. bf16,bf16-cl,fp32-cl; auto = img2img's precision)")
+                   "comma-separated PRECISION[-cl][-compile|-graphs] (e.g. bf16,bf16-cl,fp32-cl,bf16-graphs; auto = img2img's precision)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="the device's peak (default: the GPU table in speed_common)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     precision = resolve_precision(args.precision, device, inference=True)
     ours = Variant(precision, True, args.compile)  # what `img2img translate` does
     for v in parse_variants(args.variants) or [ours]:
-        v = dataclasses.replace(v, precision=precision) if v.precision == "auto" else v
+        v = v.resolved(precision)
         fast = InferenceGenerator(copy.deepcopy(net), v.precision, device, channels_last=v.channels_last)
         if v.compile:
             compile_in_place([fast.net], v.compile_mode)

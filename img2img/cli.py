@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import math
 import os
 import sys
 from pathlib import Path
@@ -276,6 +275,7 @@ def _make_train_command(method_name: str, dataset_kind: str):
         from img2img.atomic import next_free_folder
         from img2img.methods import get_method
         from img2img.train import resume_config, train, train_for
+        from img2img.train.timed import check_budget
 
         method_cls = get_method(method_name)
         out, config, resume, quiet = given["out"], given["config"], given["resume"], given["quiet"]
@@ -291,8 +291,7 @@ def _make_train_command(method_name: str, dataset_kind: str):
                      if given[key] is not None]
             if clash:
                 raise UserError(f"--minutes sets the run's length: leave out {' and '.join(clash)}")
-            if not (minutes > 0 and math.isfinite(minutes)):
-                raise UserError(f"--minutes must be a number more than 0, got {minutes:g}")
+            check_budget(minutes * 60)
         if resume:
             if out is None:
                 raise UserError("--resume needs --out RUN_DIR (the run to continue)")

@@ -38,6 +38,12 @@ def with_steps(cfg: RunConfig, steps: int) -> RunConfig:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps, epochs=0))
 
 
+def check_budget(seconds: float) -> None:
+    """A budget is a finite number of seconds above 0 (the CLI checks --minutes with this before announcing the run)."""
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise UserError(f"--minutes must be a number more than 0, got {seconds / 60:g}")
+
+
 class DeadlinePlanner:
     """The total steps that end a run at `deadline` (time.monotonic()), re-planned from the recent speed."""
 
@@ -49,6 +55,7 @@ class DeadlinePlanner:
         self.mark: tuple[int, float] | None = None
         self.total: int | None = None
         self.final = False
+        self.rate = 0.0  # steps/s the last plan assumed
         self.rates: list[float] = []  # steps/s of each stretch after the timing steps
 
     def begin(self, step: int, now: float) -> None:
@@ -83,8 +90,7 @@ def train_for(cfg: RunConfig, out_dir: str | Path, seconds: float, *, resume: bo
     by the plan. Resuming plans anew from the run's step (a finished run's schedule starts again).
     Returns the result with `total_steps` the final plan. Ctrl-C / SIGTERM stop it, saved, as in `train`.
     """
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise UserError(f"--minutes must be a number more than 0, got {seconds / 60:g}")
+    check_budget(seconds)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each process would time itself and plan a different length
         raise UserError("--minutes does not work under torchrun (the processes would plan different lengths); use --steps N")
     deadline = time.monotonic() + seconds
