@@ -6,6 +6,8 @@ translate the test split, score it, and compare runs.
         --set train.diffaugment=color,translation,cutout --name cyclegan-diffaug
     python bench/budget.py baseline --dataset ../shared/data/horse2zebra      # the untranslated inputs' scores
     python bench/budget.py table bench/runs/budget                            # one row per run record
+    python bench/budget.py grid bench/budget_grid.txt --have bench/results/*cpu-budget[0-9]*  # issue 15's grid:
+                                                         # which runs are measured; --run --jobs 2 runs the rest
 
 Profiles: cpu = 64 px (use --size 128 for the larger CPU setting), budgets of minutes; gpu = 256 px, the
 published protocols (horse2zebra: testA translated to B, scored against testB; facades: labels -> photo,
@@ -29,10 +31,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
+import re
 import shlex
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -198,14 +204,19 @@ def command_line(args) -> str:
 
 
 def find_records(paths: list[Path]) -> list[dict]:
+    """Records from record.json files, folders of run folders (bench/runs/budget) and folders of copied
+    records (bench/results/*: one <run>.json each); other JSON in a folder is passed over."""
     records = []
     for p in paths:
-        files = [p] if p.is_file() else sorted(p.glob(f"*/{RECORD}"))
+        files = [p] if p.is_file() else sorted(p.glob(f"*/{RECORD}")) + sorted(p.glob("*.json"))
         for f in files:
             try:
-                records.append(json.loads(f.read_text()))
+                record = json.loads(f.read_text())
             except (OSError, json.JSONDecodeError):
                 print(f"skipping unreadable {f}", file=sys.stderr)
+                continue
+            if p.is_file() or isinstance(record, dict) and "scores" in record and "method" in record:
+                records.append(record)
     return records
 
 
@@ -271,6 +282,97 @@ def short_of_budget(record: dict) -> bool:
     return bool(minutes) and record.get("train_seconds", 0) < FULL_BUDGET_SHARE * minutes * 60
 
 
+def setting_key(record: dict) -> tuple:
+    """What makes two runs the same row of a comparison: data, direction, size, method, settings, seed."""
+    return (Path(record["dataset"]).name, direction_of(record), record["image_size"], record["method"],
+            describe_settings(record), record.get("seed"))
+
+
+def read_grid(path: Path, seeds: list[int]) -> list[tuple[str, list[str]]]:
+    """The runs a grid file asks for, as (name, `budget.py run` arguments).
+
+    One run per line: a name, then the arguments of `budget.py run` without --root, --name and the budget
+    (the grid command gives those). `let VAR ARGS...` defines $VAR for later lines; # starts a comment.
+    A line without --seed stands for one run per seed, named NAME-sSEED."""
+    defined: dict[str, str] = {}
+    rows = []
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        words = shlex.split(line)
+        if words[0] == "let":
+            if len(words) < 2:
+                raise UserError(f"{path}:{number}: `let` needs a name")
+            defined[words[1]] = " ".join(shlex.quote(w) for w in words[2:])
+            continue
+        expanded = re.sub(r"\$(\w+)", lambda m: defined.get(m.group(1), m.group(0)), line)
+        if "$" in expanded:
+            raise UserError(f"{path}:{number}: undefined variable in {line!r}")
+        name, *run_args = shlex.split(expanded)
+        bad = {"--root", "--name", "--minutes", "--steps"} & set(run_args)
+        if bad:
+            raise UserError(f"{path}:{number}: {', '.join(sorted(bad))} come from the grid command, not the grid file")
+        if "--seed" in run_args:
+            rows.append((name, run_args))
+        else:
+            rows += [(f"{name}-s{seed}", [*run_args, "--seed", str(seed)]) for seed in seeds]
+    names = [n for n, _ in rows]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"{path}: run names used twice: {', '.join(twice)}")
+    return rows
+
+
+def row_record(run_args: list[str], parser: argparse.ArgumentParser) -> dict:
+    """A grid row as the fields of the record its run would write, so it can be matched to measured runs."""
+    a = parser.parse_args(["run", *run_args, "--steps", "1"])
+    sets = ([f"train.recipe={a.recipe}"] if a.recipe else []) + a.set
+    return {"dataset": str(a.dataset), "direction": a.direction, "command": " ".join(run_args), "method": a.method,
+            "image_size": a.size or PROFILES[a.profile]["size"], "settings": config_mod.parse_set(sets), "seed": a.seed}
+
+
+def grid(args, parser: argparse.ArgumentParser) -> list[tuple[str, list[str]]]:
+    """Print which runs of a grid file the records under --have already measure (at full budget); with
+    --run, train and score the others, --jobs at a time, each with an equal share of the CPU threads."""
+    rows = read_grid(args.spec, args.seeds)
+    measured = {}
+    for r in find_records(args.have):
+        if r.get("method") != "identity" and not short_of_budget(r):
+            measured.setdefault(setting_key(r), r)
+    missing = []
+    for name, run_args in rows:
+        found = measured.get(setting_key(row_record(run_args, parser)))
+        if found:
+            print(f"measured  {name:<34} FID {found['scores']['fid']:6.1f}  ({found['name']})")
+        else:
+            missing.append((name, run_args))
+            print(f"missing   {name}")
+    print(f"{len(rows) - len(missing)} of {len(rows)} runs measured, {len(missing)} missing")
+    if not args.run or not missing:
+        return missing
+    args.root.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+
+    def one(row):
+        name, run_args = row
+        cmd = [sys.executable, str(Path(__file__).resolve()), "run", *run_args, "--root", str(args.root), "--name", name,
+               "--minutes", f"{args.minutes:g}", "--sample-every", "1000", "-q"]
+        print(f"{time.strftime('%H:%M:%S')} start {name}", flush=True)
+        with open(args.root / f"{name}.log", "w") as log:
+            rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        print(f"{time.strftime('%H:%M:%S')} {'done ' if rc == 0 else f'FAILED (exit {rc}, see {args.root / name}.log)'} {name}",
+              flush=True)
+        return rc
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        failed = sum(rc != 0 for rc in pool.map(one, missing))
+    if failed:
+        raise UserError(f"{failed} of {len(missing)} runs failed")
+    return missing
+
+
 def summary(records: list[dict]) -> str:
     """One row per (dataset, direction, size, method, settings): each seed's FID, the means, and the gap to the
     untranslated inputs of the same test set (negative = better than doing nothing). Minutes runs that trained
@@ -308,7 +410,7 @@ def summary(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     for cmd in ("run", "baseline"):
@@ -339,6 +441,19 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--output", "-o", type=Path, default=None, help="also write the table (markdown) here")
     t.add_argument("--by-setting", action="store_true", help="one row per setting with each seed's FID and the means, "
                    "beside the untranslated inputs' (runs of the same settings and data grouped)")
+    g = sub.add_parser("grid", help="which runs of a grid file are measured; --run trains and scores the missing ones")
+    g.add_argument("spec", type=Path, help="grid file (bench/budget_grid.txt: one run per line)")
+    g.add_argument("--have", nargs="*", type=Path, default=[], help="records measured so far (files or folders)")
+    g.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="seeds of rows that name none")
+    g.add_argument("--run", action="store_true", help="train and score the missing runs")
+    g.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets cpu_count/jobs threads)")
+    g.add_argument("--minutes", type=float, default=15.0, help="each run's wall-clock budget")
+    g.add_argument("--root", type=Path, default=Path("bench/runs/budget"), help="where run folders and their logs go")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = build_parser()
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -348,6 +463,13 @@ def main(argv: list[str] | None = None) -> None:
             print(text)
             if args.output:
                 args.output.write_text(text + "\n")
+            return
+        if args.command == "grid":
+            if args.jobs < 1 or not args.minutes > 0:
+                raise UserError("--jobs and --minutes must be positive")
+            if not args.spec.is_file():
+                raise UserError(f"grid file not found: {args.spec}")
+            grid(args, p)
             return
         if args.command == "run" and args.recipe:
             args.set = [f"train.recipe={args.recipe}", *args.set]

@@ -137,3 +137,57 @@ def test_summary_groups_seeds_of_one_setting_however_it_was_spelled(budget):
     assert rows["horse2zebra a2b", "recipe quick + attention_res=16"][6:8] == ["201.0", "-7.0"]
     assert rows["horse2zebra a2b", "paper defaults"][6:8] == ["280.0", "+72.0"]
     assert rows["horse2zebra b2a", "recipe quick"][6:8] == ["203.0", "-"]  # its own test set, no baseline for it here
+
+
+def _record(name, seed, fid, settings, dataset="/data/horse2zebra", method="cyclegan", seconds=900.0):
+    return {"name": name, "method": method, "dataset": dataset, "image_size": 64, "seed": seed, "settings": settings,
+            "scores": {"fid": fid, "kid": 0.1}, "steps": 100, "train_seconds": seconds, "budget": {"minutes": 15.0},
+            "command": ""}
+
+
+def test_grid_file_expands_seeds_and_variables_and_refuses_what_the_grid_sets(budget, tmp_path):
+    spec = tmp_path / "grid.txt"
+    spec.write_text("# comment\nlet SMALL --set net.ngf=16 --set net.ndf=32\n"
+                    "small  --dataset d/horse2zebra --method cyclegan $SMALL   # two seeds\n"
+                    "one    --dataset d/horse2zebra --method cut $SMALL --seed 7\n")
+    rows = budget.read_grid(spec, [0, 1])
+    assert [n for n, _ in rows] == ["small-s0", "small-s1", "one"]
+    assert rows[1][1] == ["--dataset", "d/horse2zebra", "--method", "cyclegan", "--set", "net.ngf=16", "--set", "net.ndf=32",
+                          "--seed", "1"]
+    for bad, message in [("x --dataset d --method cut --minutes 3\n", "--minutes come from the grid command"),
+                         ("x --dataset d --method cut $NOPE\n", "undefined variable"),
+                         ("x --dataset d --method cut\nx --dataset e --method cut\n", "run names used twice: x-s0")]:
+        spec.write_text(bad)
+        with pytest.raises(budget.UserError, match=message):
+            budget.read_grid(spec, [0])
+
+
+def test_grid_matches_runs_by_settings_not_names_and_runs_only_the_missing(budget, h2z_like, random_net_file, tmp_path,
+                                                                            capsys):
+    have = tmp_path / "results"
+    have.mkdir()
+    # Measured under other names: seed 0 spelled as a recipe's settings, seed 1 by the recipe's name.
+    spelled_out = {"net.generator": "resnet_6", "net.ngf": "16", "net.ndf": "32", "net.input_skip": "true",
+                   "train.ema": "0.999", "loss.lambda_idt": "0"}
+    (have / "a.json").write_text(json.dumps(_record("old-name", 0, 204.0, spelled_out)))
+    (have / "b.json").write_text(json.dumps(_record("other", 1, 200.0, {"train.recipe": "quick"})))
+    (have / "short.json").write_text(json.dumps(_record("short", 0, 250.0, {}, seconds=300.0)))  # 5 of 15 min
+    (have / "not-a-record.json").write_text(json.dumps({"hello": 1}))
+    spec = tmp_path / "grid.txt"
+    spec.write_text(f"quick --dataset {h2z_like.parent}/horse2zebra --method cyclegan --recipe quick\n"
+                    f"paper --dataset {h2z_like.parent}/horse2zebra --method cyclegan\n")
+    budget.main(["grid", str(spec), "--have", str(have)])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["measured", "quick-s0"] and "(old-name)" in out[0]
+    assert out[1].split()[:2] == ["measured", "quick-s1"] and "(other)" in out[1]
+    assert out[2:] == ["missing   paper-s0", "missing   paper-s1", "2 of 4 runs measured, 2 missing"]
+
+    # --run trains and scores exactly the missing rows (tiny settings, a budget of seconds), each in its own process.
+    spec.write_text(f"tiny --dataset {h2z_like} --method cut --inception {random_net_file} " + " ".join(TINY[:-5]) + " --limit 6\n")
+    root = tmp_path / "runs"
+    budget.main(["grid", str(spec), "--seeds", "3", "--run", "--minutes", "0.05", "--root", str(root), "--have", str(root)])
+    rec = json.loads((root / "tiny-s3" / "record.json").read_text())
+    assert rec["seed"] == 3 and rec["budget"] == {"minutes": 0.05} and rec["steps"] > 0 and rec["scores"]["images"] == 6
+    assert "done  tiny-s3" in capsys.readouterr().out
+    budget.main(["grid", str(spec), "--seeds", "3", "--have", str(root)])  # now found among the run folders
+    assert capsys.readouterr().out.splitlines()[-1] == "1 of 1 runs measured, 0 missing"
