@@ -382,8 +382,7 @@ def summary(records: list[dict]) -> str:
     for r in records:
         if short_of_budget(r):
             continue
-        key = (Path(r["dataset"]).name, direction_of(r), r["image_size"], r["method"], describe_settings(r))
-        groups.setdefault(key, []).append(r)
+        groups.setdefault(setting_key(r)[:-1], []).append(r)  # seeds of one setting together
     untranslated = {k[:3]: rs[0]["scores"]["fid"] for k, rs in groups.items() if k[3] == "identity"}
     cols = ["data", "px", "method", "settings", "seeds", "FID per seed", "mean FID", "vs untranslated", "mean KID", "mean L1",
             "mean steps", "mean train min"]
