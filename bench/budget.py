@@ -29,6 +29,7 @@ inputs, their translations, and for paired data the ground truth); `img2img repo
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import json
 import os
@@ -349,6 +350,11 @@ def grid(args, parser: argparse.ArgumentParser) -> list[tuple[str, list[str]]]:
             missing.append((name, run_args))
             print(f"missing   {name}")
     print(f"{len(rows) - len(missing)} of {len(rows)} runs measured, {len(missing)} missing")
+    if args.only:
+        unknown = [pat for pat in args.only if not any(fnmatch.fnmatchcase(n, pat) for n, _ in rows)]
+        if unknown:
+            raise UserError(f"--only {' '.join(unknown)}: no run of {args.spec} has such a name")
+        missing = [r for r in missing if any(fnmatch.fnmatchcase(r[0], pat) for pat in args.only)]
     if not args.run or not missing:
         return missing
     args.root.mkdir(parents=True, exist_ok=True)
@@ -445,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--have", nargs="*", type=Path, default=[], help="records measured so far (files or folders)")
     g.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="seeds of rows that name none")
     g.add_argument("--run", action="store_true", help="train and score the missing runs")
+    g.add_argument("--only", nargs="+", default=None, metavar="PATTERN",
+                   help="with --run, only the missing runs whose names match one of these shell patterns, e.g. 'cut-*-sn-*' "
+                   "(to spend a session's hours on the rows that matter most)")
     g.add_argument("--jobs", type=int, default=1, help="runs at a time (each gets cpu_count/jobs threads)")
     g.add_argument("--minutes", type=float, default=15.0, help="each run's wall-clock budget")
     g.add_argument("--root", type=Path, default=Path("bench/runs/budget"), help="where run folders and their logs go")

@@ -185,9 +185,14 @@ def test_grid_matches_runs_by_settings_not_names_and_runs_only_the_missing(budge
     # --run trains and scores exactly the missing rows (tiny settings, a budget of seconds), each in its own process.
     spec.write_text(f"tiny --dataset {h2z_like} --method cut --inception {random_net_file} " + " ".join(TINY[:-5]) + " --limit 6\n")
     root = tmp_path / "runs"
-    budget.main(["grid", str(spec), "--seeds", "3", "--run", "--minutes", "0.05", "--root", str(root), "--have", str(root)])
+    with pytest.raises(SystemExit):
+        budget.main(["grid", str(spec), "--seeds", "3", "4", "--run", "--only", "tiny-s9", "--root", str(root)])
+    assert "error: --only tiny-s9: no run of" in capsys.readouterr().err and not root.exists()
+    budget.main(["grid", str(spec), "--seeds", "3", "4", "--run", "--only", "*-s3", "--minutes", "0.05", "--root", str(root),
+                 "--have", str(root)])
     rec = json.loads((root / "tiny-s3" / "record.json").read_text())
     assert rec["seed"] == 3 and rec["budget"] == {"minutes": 0.05} and rec["steps"] > 0 and rec["scores"]["images"] == 6
     assert "done  tiny-s3" in capsys.readouterr().out
-    budget.main(["grid", str(spec), "--seeds", "3", "--have", str(root)])  # now found among the run folders
-    assert capsys.readouterr().out.splitlines()[-1] == "1 of 1 runs measured, 0 missing"
+    assert not (root / "tiny-s4").exists()  # left out by --only
+    budget.main(["grid", str(spec), "--seeds", "3", "4", "--have", str(root)])  # s3 now found among the run folders
+    assert capsys.readouterr().out.splitlines()[-2:] == ["missing   tiny-s4", "1 of 2 runs measured, 1 missing"]
