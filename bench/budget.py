@@ -351,10 +351,12 @@ def grid(args, parser: argparse.ArgumentParser) -> list[tuple[str, list[str]]]:
             print(f"missing   {name}")
     print(f"{len(rows) - len(missing)} of {len(rows)} runs measured, {len(missing)} missing")
     if args.only:
-        unknown = [pat for pat in args.only if not any(fnmatch.fnmatchcase(n, pat) for n, _ in rows)]
+        names = [n for n, _ in rows]
+        unknown = [pat for pat in args.only if not fnmatch.filter(names, pat)]
         if unknown:
             raise UserError(f"--only {' '.join(unknown)}: no run of {args.spec} has such a name")
-        missing = [r for r in missing if any(fnmatch.fnmatchcase(r[0], pat) for pat in args.only)]
+        chosen = {n for pat in args.only for n in fnmatch.filter(names, pat)}
+        missing = [r for r in missing if r[0] in chosen]
     if not args.run or not missing:
         return missing
     args.root.mkdir(parents=True, exist_ok=True)
